@@ -1,0 +1,454 @@
+"""Tests of the MEA export readers, format detection and ``read_sorting``."""
+
+import gzip
+import pickle
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from spikeinterface.core import NumpySorting, load
+
+from spikeinterface_tavrnn.io import (
+    AxionSpikeListSortingExtractor,
+    SjemeaHDF5SortingExtractor,
+    detect_format,
+    infer_sampling_frequency,
+    read_axion_experiment_log,
+    read_axion_spike_list,
+    read_sjemea_hdf5,
+    read_sorting,
+)
+
+from _data import requires_shared_data, shared_data_dir, shared_data_path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# writers of small synthetic files in the real layouts
+
+
+def write_sjemea(path, trains, fs=25000.0, names=True, epos="2xn", recordingtime=None, meta=None, plate=False):
+    """Write an sjemea HDF5 file; ``trains`` are lists of spike times in seconds (put on the ``fs`` grid)."""
+    trains = [np.round(np.asarray(t, dtype=float) * fs) / fs for t in trains]
+    n = len(trains)
+    with h5py.File(path, "w") as f:
+        f["spikes"] = np.concatenate(trains) if n else np.zeros(0)
+        f["sCount"] = np.array([len(t) for t in trains], dtype=np.int32)
+        if names is True:
+            labels = [f"A{1 + i % 2}_{11 + i}" for i in range(n)] if plate else [f"ch_{i}_unit_0" for i in range(n)]
+            f["names"] = np.array(labels, dtype="S")
+        elif names is not None:
+            f["names"] = np.array(names, dtype="S")
+        if isinstance(epos, str):
+            f["epos"] = np.vstack([np.arange(n) * 200.0, np.arange(n) * 100.0])
+        elif epos is not None:
+            f["epos"] = epos
+        f["array"] = np.array([b"test_array"])
+        if recordingtime is not None:
+            f["recordingtime"] = np.asarray(recordingtime, dtype=float)
+        for key, value in (meta or {}).items():
+            f[f"meta/{key}"] = value
+        if plate:
+            f["well"] = np.array([b"A1", b"A2"])
+            f["treatment"] = np.array([b"control", b"drug"])
+            f["dose"] = np.array([b"0", b"10"])
+    return path
+
+
+AXION_SETTINGS = [
+    ("Investigator", ""),
+    ("Maestro Settings", ""),
+    ("   Sampling Frequency", "12500 Hz"),
+    ("   Plate Type", "Maestro 48-Well (Transparent)"),
+    ("   AxIS Version", "2.0.3.3"),
+]
+
+
+def write_axion(path, rows, settings=AXION_SETTINGS, compress=False, newline="\r\n"):
+    """Write an Axion spike list: ``rows`` are (time_s, electrode, amplitude_mV)."""
+    lines = ["Investigator,,Time (s),Electrode,Amplitude(mV)"]
+    for i, (t, el, amp) in enumerate(rows):
+        key, value = settings[i + 1] if i + 1 < len(settings) else ("", "")
+        lines.append(f"{key},{value},{t},{el},{amp}")
+    text = newline.join(lines)
+    if compress:
+        with gzip.open(path, "wb") as f:
+            f.write(text.encode())
+    else:
+        Path(path).write_text(text)
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def sjemea_file(tmp_path, rng):
+    trains = [np.sort(rng.uniform(0.5, 10, k)) for k in (50, 0, 120)]
+    return write_sjemea(tmp_path / "rec.h5", trains, meta={"age": 14, "region": b"ctx"}), trains
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sampling-rate inference
+
+
+@pytest.mark.parametrize("fs", [12500.0, 20000.0, 25000.0, 30000.0])
+def test_infer_sampling_frequency(fs, rng):
+    times = rng.integers(0, int(600 * fs), 500) / fs
+    if fs == 25000.0:
+        times[0] = 1 / fs  # an odd sample, so the 12.5 kHz grid does not hold every time
+    assert infer_sampling_frequency(times) == fs
+
+
+def test_infer_sampling_frequency_off_grid_and_empty(rng):
+    assert infer_sampling_frequency(rng.uniform(0, 10, 100)) is None
+    assert infer_sampling_frequency(np.array([])) is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sjemea HDF5
+
+
+def test_sjemea_basic(sjemea_file):
+    path, trains = sjemea_file
+    sorting = read_sjemea_hdf5(path)
+    assert isinstance(sorting, SjemeaHDF5SortingExtractor)
+    assert sorting.sampling_frequency == 25000.0
+    assert sorting.get_annotation("sampling_frequency_source") == "inferred"
+    assert list(sorting.unit_ids) == ["ch_0_unit_0", "ch_1_unit_0", "ch_2_unit_0"]
+    counts = sorting.count_num_spikes_per_unit()
+    assert [counts[u] for u in sorting.unit_ids] == [50, 0, 120]  # the silent electrode stays a unit
+    for uid, t in zip(sorting.unit_ids, trains):
+        got = sorting.get_unit_spike_train(uid, segment_index=0) / sorting.sampling_frequency
+        np.testing.assert_allclose(got, t, atol=0.5 / 25000.0)
+    np.testing.assert_array_equal(sorting.get_property("location"), [[0, 0], [200, 100], [400, 200]])
+    assert list(sorting.get_property("electrode")) == list(sorting.unit_ids)
+    assert "well" not in sorting.get_property_keys()
+    assert sorting.get_annotation("t_start_s") == 0.0
+    assert sorting.get_annotation("t_stop_s") == pytest.approx(max(t.max() for t in trains if t.size), abs=1e-4)
+    metadata = sorting.get_annotation("metadata")
+    assert metadata["age"] == 14 and metadata["region"] == "ctx" and metadata["array"] == "test_array"
+
+
+def test_sjemea_recordingtime_nearest_rounding_and_user_rate(tmp_path):
+    fs = 20000.0
+    # 0.7 samples after 1 s: a floor would give sample 20000, nearest gives 20001
+    path = tmp_path / "r.h5"
+    with h5py.File(path, "w") as f:
+        f["spikes"] = np.array([1.0 + 0.7 / fs, 2.0])
+        f["sCount"] = np.array([2])
+        f["recordingtime"] = np.array([0.5, 30.0])
+    with pytest.raises(ValueError, match="sampling_frequency"):
+        read_sjemea_hdf5(path)
+    sorting = read_sjemea_hdf5(path, sampling_frequency=fs)
+    assert list(sorting.unit_ids) == ["ch0"]
+    np.testing.assert_array_equal(sorting.get_unit_spike_train("ch0", segment_index=0), [20001, 40000])
+    assert sorting.get_annotation("t_start_s") == 0.5 and sorting.get_annotation("t_stop_s") == 30.0
+    assert sorting.get_annotation("sampling_frequency_source") == "user"
+
+
+def test_sjemea_multiwell_properties(tmp_path, rng):
+    trains = [np.sort(rng.uniform(0, 5, 30)) for _ in range(4)]
+    sorting = read_sjemea_hdf5(write_sjemea(tmp_path / "p.h5", trains, fs=12500.0, plate=True))
+    assert sorting.sampling_frequency == 12500.0
+    assert list(sorting.get_property("well")) == ["A1", "A2", "A1", "A2"]
+    assert list(sorting.get_property("treatment")) == ["control", "drug", "control", "drug"]
+    assert list(sorting.get_property("dose")) == ["0", "10", "0", "10"]
+
+
+def test_sjemea_unsorted_times_are_sorted_with_warning(tmp_path):
+    path = tmp_path / "u.h5"
+    with h5py.File(path, "w") as f:
+        f["spikes"] = np.array([3.0, 1.0, 2.0, 0.5]) + 0.00004
+        f["sCount"] = np.array([3, 1])
+    with pytest.warns(UserWarning, match="not sorted"):
+        sorting = read_sjemea_hdf5(path, sampling_frequency=25000.0)
+    assert np.all(np.diff(sorting.get_unit_spike_train("ch0", segment_index=0)) > 0)
+
+
+@pytest.mark.parametrize(
+    "spikes, counts, match",
+    [
+        (np.array([1.0, 2.0, 3.0]), np.array([1, 1]), "adds up to 2"),
+        (np.array([1.0, np.nan]), np.array([2]), "NaN"),
+        (np.array([-1.0, 2.0]), np.array([2]), "negative"),
+    ],
+)
+def test_sjemea_bad_layout(tmp_path, spikes, counts, match):
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as f:
+        f["spikes"] = spikes
+        f["sCount"] = counts
+    with pytest.raises(ValueError, match=match):
+        read_sjemea_hdf5(path, sampling_frequency=25000.0)
+
+
+def test_sjemea_missing_file_and_wrong_content(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_sjemea_hdf5(tmp_path / "nope.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["data"] = np.zeros(3)
+    with pytest.raises(ValueError, match="sCount|spikes"):
+        read_sjemea_hdf5(tmp_path / "other.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(ValueError, match="HDF5"):
+        read_sjemea_hdf5(tmp_path / "text.h5")
+
+
+def test_sjemea_bad_epos_warns(tmp_path, rng):
+    trains = [np.sort(rng.uniform(0, 5, 10)) for _ in range(3)]
+    path = write_sjemea(tmp_path / "e.h5", trains, epos=np.zeros((3, 3)))
+    with pytest.warns(UserWarning, match="epos"):
+        sorting = read_sjemea_hdf5(path)
+    assert "location" not in sorting.get_property_keys()
+
+
+def test_sjemea_serialisation_round_trips(sjemea_file, tmp_path):
+    path, _ = sjemea_file
+    sorting = read_sjemea_hdf5(path)
+    assert sorting.check_serializability("json") and sorting.check_serializability("pickle")
+    for copy in (load(sorting.to_dict()), pickle.loads(pickle.dumps(sorting))):
+        assert isinstance(copy, SjemeaHDF5SortingExtractor)
+        assert list(copy.unit_ids) == list(sorting.unit_ids)
+        assert copy.get_annotation("t_stop_s") == sorting.get_annotation("t_stop_s")
+    saved = sorting.save(folder=tmp_path / "saved")
+    reloaded = load(tmp_path / "saved")
+    for uid in sorting.unit_ids:
+        np.testing.assert_array_equal(
+            reloaded.get_unit_spike_train(uid, segment_index=0), sorting.get_unit_spike_train(uid, segment_index=0)
+        )
+    assert reloaded.get_annotation("t_stop_s") == sorting.get_annotation("t_stop_s")
+    np.testing.assert_array_equal(reloaded.get_property("location"), sorting.get_property("location"))
+    assert saved.get_num_units() == 3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Axion spike list
+
+
+@pytest.fixture
+def axion_rows():
+    return [
+        (0.01048, "B2_11", 0.05),
+        (0.01064, "A1_21", 0.04),
+        (0.0208, "B2_11", 0.07),
+        (0.02088, "A10_12", 0.02),
+        (0.5, "A1_21", 0.06),
+    ]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_axion_basic(tmp_path, axion_rows, compress):
+    path = write_axion(tmp_path / ("s.csv.gz" if compress else "s.csv"), axion_rows, compress=compress)
+    sorting = read_axion_spike_list(path)
+    assert isinstance(sorting, AxionSpikeListSortingExtractor)
+    assert sorting.sampling_frequency == 12500.0
+    assert sorting.get_annotation("sampling_frequency_source") == "header"
+    assert list(sorting.unit_ids) == ["A1_21", "A10_12", "B2_11"]  # by row, then column number
+    assert list(sorting.get_property("well")) == ["A1", "A10", "B2"]
+    np.testing.assert_array_equal(sorting.get_unit_spike_train("B2_11", segment_index=0), [131, 260])
+    np.testing.assert_allclose(sorting.get_property("median_amplitude_mV"), [0.05, 0.02, 0.06])
+    assert sorting.get_annotation("t_stop_s") == 0.5
+    assert sorting.get_annotation("metadata")["Plate Type"] == "Maestro 48-Well (Transparent)"
+    copy = load(sorting.to_dict())
+    assert list(copy.unit_ids) == list(sorting.unit_ids)
+
+
+def test_axion_without_header_infers_rate_and_experiment_log(tmp_path, axion_rows):
+    path = write_axion(tmp_path / "s.csv", axion_rows, settings=[], newline="\n")
+    sorting = read_axion_spike_list(path)
+    assert sorting.sampling_frequency == 12500.0 and sorting.get_annotation("sampling_frequency_source") == "inferred"
+    log_path = tmp_path / "log.csv"
+    log_path.write_text(
+        "Project,Experiment Date,Plate SN,DIV,Well,Treatment,Size,Dose ,Units\r"
+        "p,1,plate1,3,A1,drugX,,10,uM\rp,1,plate1,3,B2,,,,\r"
+    )
+    log = read_axion_experiment_log(log_path)
+    assert log["A1"]["treatment"] == "drugX" and log["A1"]["dose"] == "10" and log["B2"]["treatment"] == ""
+    sorting = read_axion_spike_list(path, experiment_log=log_path)
+    assert list(sorting.get_property("treatment")) == ["drugX", "", ""]
+    sorting = read_axion_spike_list(path, experiment_log={"b2": {"treatment": "ctl"}}, t_stop_s=60.0)
+    assert list(sorting.get_property("treatment")) == ["", "", "ctl"]
+    assert sorting.get_annotation("t_stop_s") == 60.0
+    assert load(sorting.to_dict()).get_annotation("t_stop_s") == 60.0
+
+
+def test_axion_errors(tmp_path, axion_rows):
+    with pytest.raises(FileNotFoundError):
+        read_axion_spike_list(tmp_path / "missing.csv")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="Time \\(s\\)"):
+        read_axion_spike_list(tmp_path / "other.csv")
+    bad_name = write_axion(tmp_path / "n.csv", axion_rows + [(0.6, "electrode7", 0.1)])
+    with pytest.raises(ValueError, match="<well>_<electrode>"):
+        read_axion_spike_list(bad_name)
+    bad_time = write_axion(tmp_path / "t.csv", axion_rows + [("abc", "A1_21", 0.1)])
+    with pytest.raises(ValueError, match="line 7"):
+        read_axion_spike_list(bad_time)
+    with pytest.raises(ValueError, match="before the last spike"):
+        read_axion_spike_list(write_axion(tmp_path / "ok.csv", axion_rows), t_stop_s=0.1)
+    (tmp_path / "log.csv").write_text("Well,Dose\nA1,3\n")
+    with pytest.raises(ValueError, match="Treatment"):
+        read_axion_experiment_log(tmp_path / "log.csv")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# detection and read_sorting
+
+
+def _write_phy(folder, fs=30000.0):
+    folder.mkdir()
+    (folder / "params.py").write_text(f"dat_path = 'x.dat'\nn_channels_dat = 4\ndtype = 'int16'\nsample_rate = {fs}\n")
+    np.save(folder / "spike_times.npy", np.array([10, 50, 90, 120], dtype=np.uint64))
+    np.save(folder / "spike_clusters.npy", np.array([0, 1, 0, 1], dtype=np.int32))
+    return folder
+
+
+def _write_neo_mat(path, fs=20000.0):
+    import neo
+    import quantities as pq
+
+    block = neo.Block()
+    segment = neo.Segment()
+    block.segments.append(segment)
+    # 0.7 samples past sample 100: nearest -> 101 (from_neo_spiketrain_list would floor to 100)
+    times = np.array([100.7, 250.0, 4000.2]) / fs
+    for name in ("u_a", "u_b"):
+        train = neo.SpikeTrain(times * pq.s, t_start=0 * pq.s, t_stop=1.0 * pq.s, sampling_rate=fs * pq.Hz, name=name)
+        segment.spiketrains.append(train)
+    neo.io.NeoMatlabIO(str(path)).write_block(block)
+    return path
+
+
+def test_detect_format(tmp_path, sjemea_file, axion_rows):
+    path, _ = sjemea_file
+    assert detect_format(path) == "sjemea_hdf5"
+    renamed = tmp_path / "spikes.bin"  # content, not extension
+    renamed.write_bytes(Path(path).read_bytes())
+    assert detect_format(renamed) == "sjemea_hdf5"
+    assert detect_format(write_axion(tmp_path / "a.txt.gz", axion_rows, compress=True)) == "axion_spike_list"
+    assert detect_format(write_axion(tmp_path / "a.csv", axion_rows)) == "axion_spike_list"
+    assert detect_format(_write_phy(tmp_path / "phy")) == "phy"
+    assert detect_format(_write_neo_mat(tmp_path / "neo.mat")) == "neo"
+    (tmp_path / "notes.xyz").write_text("hello")
+    assert detect_format(tmp_path / "notes.xyz") is None
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f["x"] = np.zeros(2)
+    assert detect_format(tmp_path / "plain.h5") is None
+    with pytest.raises(FileNotFoundError):
+        detect_format(tmp_path / "absent")
+
+
+def test_read_sorting_dispatch(tmp_path, sjemea_file, axion_rows):
+    path, _ = sjemea_file
+    assert isinstance(read_sorting(path), SjemeaHDF5SortingExtractor)
+    assert isinstance(read_sorting(write_axion(tmp_path / "a.csv", axion_rows)), AxionSpikeListSortingExtractor)
+    read_sjemea_hdf5(path).save(folder=tmp_path / "si_saved")
+    assert detect_format(tmp_path / "si_saved") == "spikeinterface"
+    saved = read_sorting(tmp_path / "si_saved")
+    assert saved.get_num_units() == 3 and saved.get_annotation("t_stop_s") is not None
+
+    neo_sorting = read_sorting(_write_neo_mat(tmp_path / "neo.mat"))
+    assert isinstance(neo_sorting, NumpySorting)
+    assert list(neo_sorting.unit_ids) == ["u_a", "u_b"] and neo_sorting.sampling_frequency == 20000.0
+    np.testing.assert_array_equal(neo_sorting.get_unit_spike_train("u_a", segment_index=0), [101, 250, 4000])
+    assert neo_sorting.get_annotation("t_stop_s") == 1.0
+
+    (tmp_path / "notes.xyz").write_text("hello")
+    with pytest.raises(ValueError, match="format="):
+        read_sorting(tmp_path / "notes.xyz")
+    with pytest.raises(ValueError, match="Unknown format"):
+        read_sorting(path, format="blackrock_typo")
+
+
+def test_read_sorting_phy(tmp_path):
+    folder = _write_phy(tmp_path / "phy")
+    pytest.importorskip("pandas", reason="SpikeInterface's phy reader needs pandas")
+    sorting = read_sorting(folder)
+    assert sorting.get_num_units() == 2 and sorting.sampling_frequency == 30000.0
+    np.testing.assert_array_equal(sorting.get_unit_spike_train(0, segment_index=0), [10, 90])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# real data (skipped when ../shared/data is absent)
+
+
+def _check_against_h5(sorting, path):
+    with h5py.File(path, "r") as f:
+        spikes = f["spikes"][()]
+        counts = f["sCount"][()].astype(int)
+        names = [n.decode() for n in f["names"][()]] if "names" in f else None
+    assert sorting.count_total_num_spikes() == spikes.size
+    per_unit = sorting.count_num_spikes_per_unit()
+    assert [per_unit[u] for u in sorting.unit_ids] == counts.tolist()
+    if names is not None:
+        assert list(sorting.unit_ids) == names
+    offsets = np.r_[0, np.cumsum(counts)]
+    fs = sorting.sampling_frequency
+    vector = sorting.to_spike_vector()
+    for i, uid in enumerate(sorting.unit_ids):
+        got = vector["sample_index"][vector["unit_index"] == i] / fs
+        np.testing.assert_array_less(np.abs(got - spikes[offsets[i] : offsets[i + 1]]), 0.5 / fs + 1e-12)
+    assert sorting.get_annotation("t_stop_s") == pytest.approx(spikes.max())
+    assert sorting.get_property("location").shape == (sorting.get_num_units(), 2)
+
+
+@requires_shared_data
+def test_real_epa_plate_files():
+    files = sorted((shared_data_dir() / "epa_multiwell_plate53").glob("*.h5"))
+    if not files:
+        pytest.skip("no EPA plate files")
+    for path in files:
+        sorting = read_sorting(path)
+        assert sorting.sampling_frequency == 12500.0  # Axion Maestro
+        _check_against_h5(sorting, path)
+        wells = sorting.get_property("well")
+        assert all(u.startswith(w + "_") for u, w in zip(sorting.unit_ids, wells))
+        assert set(sorting.get_property("treatment")) <= {"control", ""} | set(
+            sorting.get_annotation("metadata")["treatment"]
+        )
+        assert sorting.get_annotation("metadata")["array"] == "Axion 48 well"
+
+
+@requires_shared_data
+@pytest.mark.parametrize(
+    "name", ["hiPSN_tc06_d12_spikes6sd.h5", "hiPSN_tc146_d21_spikes6sd.h5", "hiPSN_tc75_d34_spikes6sd.h5"]
+)
+def test_real_hipsc_files(name):
+    path = shared_data_path("hipsc_cultures", name)
+    sorting = read_sorting(path)
+    assert sorting.sampling_frequency == 25000.0
+    _check_against_h5(sorting, path)
+    metadata = sorting.get_annotation("metadata")
+    assert metadata["species"] == "human" and isinstance(metadata["age"], int)
+    assert "well" not in sorting.get_property_keys()
+
+
+@requires_shared_data
+@pytest.mark.parametrize("div", [3, 4])
+def test_real_axion_files(div):
+    folder = shared_data_path("axion_spike_list")
+    path = folder / f"exampleRecording_1012016_plate1_DIV{div}_spike_list.csv.gz"
+    log = folder / "exampleRecording_1012016_plate1_expLog.csv.gz"
+    assert detect_format(path) == "axion_spike_list"
+    sorting = read_sorting(path, experiment_log=log)
+    with gzip.open(path, "rt") as f:
+        rows = [line.split(",") for line in f.read().splitlines()[1:]]
+    times = np.array([float(r[2]) for r in rows])
+    electrodes = np.array([r[3] for r in rows])
+    assert sorting.sampling_frequency == 12500.0
+    assert sorting.count_total_num_spikes() == len(rows)
+    names, counts = np.unique(electrodes, return_counts=True)
+    per_unit = sorting.count_num_spikes_per_unit()
+    assert sorted(sorting.unit_ids) == sorted(names) and all(per_unit[n] == c for n, c in zip(names, counts))
+    some = names[np.argmax(counts)]
+    got = sorting.get_unit_spike_train(some, segment_index=0) / 12500.0
+    np.testing.assert_array_less(np.abs(got - np.sort(times[electrodes == some])), 0.5 / 12500.0)
+    treatments = dict(zip(sorting.get_property("well"), sorting.get_property("treatment")))
+    expected = read_axion_experiment_log(log)
+    assert all(expected[w]["treatment"] == t for w, t in treatments.items())
+    assert {"treatX", "treatY", "untreated"} <= set(treatments.values())
+    assert sorting.get_annotation("metadata")["AxIS Version"] == "2.0.3.3"
