@@ -1,0 +1,217 @@
+"""The ``tavrnn`` command: connectivity, TAVRNN embeddings and a report for a sorted recording, in one call.
+
+``tavrnn run INPUT`` reads anything :func:`spikeinterface_tavrnn.io.read_sorting` reads, computes both analyzer
+extensions and writes ``OUTPUT/analyzer`` (a SpikeInterface analyzer folder) and ``OUTPUT/report/index.html``.
+``tavrnn demo`` does the same on the linear-track recording shipped with the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+class CommandError(Exception):
+    """A problem with the user's input, reported as one line without a traceback."""
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
+    defaults = defaults or {}
+    conn = parser.add_argument_group("connectivity")
+    conn.add_argument("--method", default=defaults.get("method", "sttc"), help="sttc | pearson | crosscorr (default: %(default)s)")
+    conn.add_argument("--window-s", type=float, default=defaults.get("window_s", 120.0), help="sliding window length in seconds (default: %(default)s)")
+    conn.add_argument("--step-s", type=float, default=defaults.get("step_s", 60.0), help="step between windows in seconds (default: %(default)s)")
+    conn.add_argument("--intervals", type=Path, default=None, help="CSV of behaviour windows with columns start_s, stop_s[, label]; replaces sliding windows")
+    conn.add_argument("--dt-ms", type=float, default=defaults.get("dt_ms", 5.0), help="STTC coincidence window in ms (default: %(default)s)")
+    conn.add_argument("--bin-ms", type=float, default=defaults.get("bin_ms", 50.0), help="bin width of pearson / crosscorr in ms (default: %(default)s)")
+    conn.add_argument("--max-lag-ms", type=float, default=100.0, help="crosscorr: largest lag in ms (default: %(default)s)")
+    edges = conn.add_mutually_exclusive_group()
+    edges.add_argument("--threshold", type=float, default=defaults.get("threshold"), help="edge where |value| >= THRESHOLD")
+    edges.add_argument("--density", type=float, default=defaults.get("density"), help="keep this fraction of the strongest pairs per window (default when no option given: 0.1)")
+    edges.add_argument("--significance", type=float, default=None, help="keep pairs beating jitter surrogates at this alpha")
+    model = parser.add_argument_group("model")
+    model.add_argument("--z-dim", type=int, default=8, help="embedding size (default: %(default)s)")
+    model.add_argument("--h-dim", type=int, default=32, help="recurrent state size (default: %(default)s)")
+    model.add_argument("--epochs", type=int, default=defaults.get("epochs", 300), help="training epochs (default: %(default)s)")
+    model.add_argument("--attention-window", type=int, default=None, help="attend to the last W windows (default: all)")
+    model.add_argument("--no-attention", action="store_true", help="VGRNN: no temporal attention")
+    model.add_argument("--node-features", default=defaults.get("node_features", "adjacency"), choices=["adjacency", "identity"], help="(default: %(default)s)")
+    model.add_argument("--preset", default=None, choices=["parity"], help="the published settings")
+    model.add_argument("--score-links", action="store_true", default=defaults.get("score_links", False), help="also measure link detection / prediction")
+    model.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    model.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", "-o", type=Path, default=defaults.get("output"), help="output folder")
+    out.add_argument("--analyzer-format", default="binary_folder", choices=["binary_folder", "zarr"], help="(default: %(default)s)")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``tavrnn`` command."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tavrnn",
+        description="Functional connectivity and TAVRNN embeddings of sorted spikes (spikeinterface_tavrnn).",
+    )
+    parser.add_argument("--version", action="version", version=f"spikeinterface_tavrnn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="analyse one sorted recording")
+    run.add_argument("input", type=Path, help="sorting file or folder (sjemea HDF5, Axion CSV, SpikeInterface, phy, NWB, Neo)")
+    run.add_argument("--format", default=None, help="input format when it cannot be detected from the content")
+    run.add_argument("--sampling-frequency", type=float, default=None, help="Hz, for inputs that do not store it")
+    run.add_argument("--segment-index", type=int, default=0, help="segment to analyse (default: %(default)s)")
+    _add_analysis_options(run)
+
+    demo = commands.add_parser("demo", help="run on the linear-track recording shipped with the package")
+    _add_analysis_options(
+        demo,
+        defaults=dict(method="pearson", bin_ms=25.0, threshold=None, density=0.15, node_features="identity",
+                      epochs=150, output=Path("tavrnn_demo"), score_links=True),
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tavrnn`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            if args.output is None:
+                args.output = Path(f"{args.input.stem}_tavrnn")
+            sorting = _read_input(args)
+            windows = _read_intervals(args.intervals) if args.intervals is not None else None
+            folder = run_pipeline(sorting, args, windows=windows, title=f"TAVRNN: {args.input.name}")
+        else:
+            folder = run_demo(args)
+    except CommandError as error:
+        print(f"tavrnn: error: {error}", file=sys.stderr)
+        return 2
+    print(f"Analyzer: {folder / 'analyzer'}")
+    print(f"Report:   {folder / 'report' / 'index.html'}")
+    return 0
+
+
+def _read_input(args):
+    from .io import read_sorting
+
+    kwargs = {}
+    if args.sampling_frequency is not None:
+        kwargs["sampling_frequency"] = args.sampling_frequency
+    try:
+        return read_sorting(args.input, format=args.format, **kwargs)
+    except (FileNotFoundError, ValueError, KeyError, OSError) as error:
+        raise CommandError(f"cannot read {args.input}: {error}") from error
+
+
+def _read_intervals(path: Path):
+    from .windows import windows_from_intervals
+
+    if not path.exists():
+        raise CommandError(f"no intervals file {path}")
+    table = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf8")
+    names = table.dtype.names or ()
+    if "start_s" not in names or "stop_s" not in names:
+        raise CommandError(f"{path} needs the columns start_s and stop_s (and optionally label); found {list(names)}")
+    table = np.atleast_1d(table)
+    labels = table["label"].astype(str) if "label" in names else None
+    return windows_from_intervals(table["start_s"], table["stop_s"], labels)
+
+
+def run_pipeline(sorting_or_analyzer, args: argparse.Namespace, windows=None, title: str = "TAVRNN report",
+                 extra_tables: dict | None = None) -> Path:
+    """Compute both extensions and the report into ``args.output``, written atomically.
+
+    The output is built in a temporary sibling folder and moved into place only when complete, so an existing
+    output is never left half-overwritten.
+    """
+    from .analyzer import create_analyzer_from_spikes
+    from .report import write_report
+
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise CommandError(f"{output} exists; pass --overwrite to replace it, or choose another --output")
+    staging = output.parent / f".{output.name}.partial-{int(time.time() * 1000)}"
+    staging.mkdir(parents=True)
+    try:
+        suffix = ".zarr" if args.analyzer_format == "zarr" else ""
+        analyzer_folder = staging / f"analyzer{suffix}"
+        if hasattr(sorting_or_analyzer, "get_extension"):
+            analyzer = sorting_or_analyzer.save_as(format=args.analyzer_format, folder=analyzer_folder)
+        else:
+            analyzer = create_analyzer_from_spikes(sorting_or_analyzer, format=args.analyzer_format, folder=analyzer_folder)
+        verbose = not args.quiet
+        window_params = dict(window_s=args.window_s, step_s=args.step_s)
+        if windows is not None:
+            window_params = dict(window_starts_s=windows.starts, window_stops_s=windows.stops, window_labels=windows.labels)
+        try:
+            analyzer.compute(
+                "functional_connectivity",
+                method=args.method,
+                dt_ms=args.dt_ms,
+                bin_ms=args.bin_ms,
+                max_lag_ms=args.max_lag_ms,
+                threshold=args.threshold,
+                density=args.density,
+                significance=args.significance,
+                seed=args.seed,
+                segment_index=getattr(args, "segment_index", 0),
+                verbose=verbose,
+                **window_params,
+            )
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        analyzer.compute(
+            "tavrnn_embeddings",
+            z_dim=args.z_dim,
+            h_dim=args.h_dim,
+            epochs=args.epochs,
+            attention=not args.no_attention,
+            attention_window=args.attention_window,
+            node_features=args.node_features,
+            preset=args.preset,
+            device=args.device,
+            seed=args.seed,
+            score_links=args.score_links,
+            verbose=verbose,
+        )
+        write_report(analyzer, staging / "report", title=title, extra_tables=extra_tables)
+        del analyzer
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return output
+
+
+def run_demo(args: argparse.Namespace) -> Path:
+    """``tavrnn demo``: the rat linear-track protocol of the TAVRNN paper on the shipped recording."""
+    from .datasets import linear_track_visit_windows, load_linear_track
+
+    start = time.perf_counter()
+    sorting, position = load_linear_track()
+    windows = linear_track_visit_windows(position)
+    folder = run_pipeline(
+        sorting,
+        args,
+        windows=windows,
+        title="TAVRNN demo: rat CA1 on a linear track, one window per visit to a track segment",
+        extra_tables={"Demo": [{"windows": len(windows), "labels": ", ".join(map(str, np.unique(windows.labels)))}]},
+    )
+    if not args.quiet:
+        print(f"Demo finished in {time.perf_counter() - start:.1f} s")
+    return folder
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
