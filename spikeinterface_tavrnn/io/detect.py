@@ -101,16 +101,25 @@ def _is_axion_spike_list(head: bytes) -> bool:
     return "Time (s)" in columns and "Electrode" in columns
 
 
+def _zarr_attributes(path: Path) -> dict:
+    """Root attributes of a zarr v2 (``.zattrs``) or v3 (``zarr.json``) folder; {} when absent or unreadable."""
+    try:
+        if (path / ".zattrs").is_file():
+            attrs = json.loads((path / ".zattrs").read_text())
+        elif (path / "zarr.json").is_file():
+            attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+        else:
+            attrs = {}
+    except (OSError, ValueError, AttributeError):
+        attrs = {}
+    return attrs if isinstance(attrs, dict) else {}
+
+
 def _folder_format(path: Path) -> str | None:
     if (path / "si_folder.json").is_file() or (path / "spikeinterface_info.json").is_file():
         return "spikeinterface"
-    if (path / ".zattrs").is_file() or (path / "zarr.json").is_file():
-        try:
-            attrs = json.loads((path / ".zattrs").read_text()) if (path / ".zattrs").is_file() else {}
-        except (OSError, ValueError):
-            attrs = {}
-        if "class" in attrs or "spikeinterface_version" in attrs or "object" in attrs:
-            return "spikeinterface"
+    if _zarr_attributes(path).keys() & {"zarr_class_info", "spikeinterface_info", "class", "object"}:
+        return "spikeinterface"
     if (path / "params.py").is_file() and (path / "spike_times.npy").is_file():
         kilosort_markers = ("cluster_KSLabel.tsv", "rez.mat", "ops.npy")
         if any((path / m).exists() for m in kilosort_markers):
