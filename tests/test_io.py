@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import scipy.io
 from spikeinterface.core import NumpySorting, load
 
 from spikeinterface_tavrnn.io import (
@@ -360,6 +361,10 @@ def test_read_sorting_dispatch(tmp_path, sjemea_file, axion_rows):
     (tmp_path / "notes.xyz").write_text("hello")
     with pytest.raises(ValueError, match="format="):
         read_sorting(tmp_path / "notes.xyz")
+    scipy_mat = tmp_path / "not_neo.mat"  # claimed by Neo's MATLAB reader by extension, but holds no Neo block
+    scipy.io.savemat(scipy_mat, {"x": np.arange(3)})
+    with pytest.raises(ValueError, match="format="):
+        read_sorting(scipy_mat)
     with pytest.raises(ValueError, match="Unknown format"):
         read_sorting(path, format="blackrock_typo")
 

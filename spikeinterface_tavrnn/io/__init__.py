@@ -88,6 +88,12 @@ def read_neo_sorting(
             "If it is not a Neo file, pass read_sorting(path, format=...) with one of: "
             f"{', '.join(SUPPORTED_FORMATS)}."
         ) from err
+    blocks = [b for b in (blocks or []) if b is not None]
+    if not blocks:
+        raise ValueError(
+            f"Neo's {type(reader).__name__} found no data block in '{file_or_folder}'. If it is not a Neo file, "
+            f"pass read_sorting(path, format=...) with one of: {', '.join(SUPPORTED_FORMATS)}."
+        )
     if block_index >= len(blocks):
         raise IndexError(
             f"'{file_or_folder}' has {len(blocks)} Neo block(s); block_index={block_index} is out of range."
