@@ -1,0 +1,577 @@
+"""The ``functional_connectivity`` and ``tavrnn_embeddings`` extensions of SpikeInterface's ``SortingAnalyzer``.
+
+Importing :mod:`spikeinterface_tavrnn` registers both. Their data are plain arrays and JSON dictionaries, so
+they save and reload in the memory, binary_folder and zarr formats without pickles.
+
+Curation
+--------
+* ``select_units`` / ``remove_units``: both extensions are sliced to the kept units (connectivity values and
+  embeddings of a unit do not change when other units are dropped from the table; the model was trained with
+  them present, which ``params`` and the stored graph record).
+* ``merge_units`` / ``split_units``: connectivity is recomputed exactly from the new spike trains with the same
+  parameters. Embeddings cannot be carried over to units that did not exist when the model was trained: rows of
+  new units are NaN and the extension is marked stale; :meth:`ComputeTAVRNNEmbeddings.get_data` then warns, and
+  ``analyzer.compute("tavrnn_embeddings", ...)`` recomputes it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+import spikeinterface.postprocessing  # noqa: F401  (registers built-in extensions before ours depends on them)
+from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_result_extension
+
+#: Version of the data layout of both extensions; bumped when a saved analyzer would be read wrongly.
+DATA_FORMAT_VERSION = 1
+EXTENSION_NAMES = ("functional_connectivity", "tavrnn_embeddings")
+
+_STALE_MESSAGE = (
+    "The tavrnn_embeddings of this analyzer are stale: units were merged or split after training, so new units have "
+    "NaN embeddings. Recompute with analyzer.compute('tavrnn_embeddings', ...)."
+)
+
+
+def _version_info() -> dict:
+    from . import __version__
+
+    return {"package_version": __version__, "data_format_version": DATA_FORMAT_VERSION}
+
+
+def _check_version_info(extension: AnalyzerExtension) -> None:
+    info = extension.data.get("format_info")
+    version = None if info is None else int(info.get("data_format_version", -1))
+    if version != DATA_FORMAT_VERSION:
+        saved_by = None if info is None else info.get("package_version")
+        from . import __version__
+
+        raise ValueError(
+            f"The {extension.extension_name!r} extension of this analyzer was saved by spikeinterface_tavrnn "
+            f"{saved_by or 'unknown version'} in data format {version}; this is {__version__}, which reads format "
+            f"{DATA_FORMAT_VERSION}. Recompute it (analyzer.compute({extension.extension_name!r}, ...)) or install "
+            f"spikeinterface_tavrnn=={saved_by}."
+        )
+
+
+def _unit_indices(analyzer, unit_ids) -> np.ndarray:
+    return np.asarray(analyzer.sorting.ids_to_indices(unit_ids), dtype=np.int64)
+
+
+def _flatten_edges(graphs) -> dict[str, np.ndarray]:
+    edge_counts = np.array([graphs.edge_index(t).shape[1] for t in range(len(graphs))], dtype=np.int64)
+    offsets = np.zeros(len(graphs) + 1, dtype=np.int64)
+    np.cumsum(edge_counts, out=offsets[1:])
+    if offsets[-1]:
+        edge_index = np.concatenate([graphs.edge_index(t) for t in range(len(graphs))], axis=1).astype(np.int64)
+        edge_weight = np.concatenate([graphs.edge_weight(t) for t in range(len(graphs))]).astype(np.float32)
+    else:
+        edge_index, edge_weight = np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return {"edge_index": edge_index, "edge_weight": edge_weight, "edge_offsets": offsets}
+
+
+def _select_edges(data: dict, keep_indices: np.ndarray, n_units_before: int) -> dict[str, np.ndarray]:
+    new_index = np.full(n_units_before, -1, dtype=np.int64)
+    new_index[keep_indices] = np.arange(keep_indices.size)
+    edge_index, offsets = np.asarray(data["edge_index"]), np.asarray(data["edge_offsets"])
+    kept = (new_index[edge_index[0]] >= 0) & (new_index[edge_index[1]] >= 0)
+    window_of_edge = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
+    new_offsets = np.zeros_like(offsets)
+    np.cumsum(np.bincount(window_of_edge[kept], minlength=offsets.size - 1), out=new_offsets[1:])
+    return {
+        "edge_index": new_index[edge_index[:, kept]],
+        "edge_weight": np.asarray(data["edge_weight"])[kept],
+        "edge_offsets": new_offsets,
+    }
+
+
+class ComputeFunctionalConnectivity(AnalyzerExtension):
+    """Functional connectivity of all unit pairs per time window, and the graph sequence thresholded from it.
+
+    Parameters
+    ----------
+    method : str, default: "sttc"
+        A registered estimator: "sttc" (spike time tiling coefficient), "pearson" (binned correlation),
+        "crosscorr" (peak normalised cross-correlation), or one added with ``register_estimator``.
+    window_s : float or None, default: 120.0
+        Sliding window length in seconds; None for one window over the whole segment.
+    step_s : float or None, default: 60.0
+        Step between sliding windows in seconds (``window_s`` when None).
+    window_starts_s, window_stops_s : list of float or None, default: None
+        Behaviour-aligned windows (trials, visits, epochs) in seconds; replace the sliding windows when given.
+    window_labels : list or None, default: None
+        One label per behaviour-aligned window.
+    dt_ms : float or None, default: None
+        Coincidence window of "sttc" in milliseconds (None: the estimator's default, 5 ms).
+    bin_ms : float or None, default: None
+        Bin width of "pearson" and "crosscorr" in milliseconds (None: their defaults, 50 ms and 1 ms).
+    binary : bool or None, default: None
+        "pearson" and "crosscorr": clip bin counts to 0/1 (None: the default, True, as in the TAVRNN paper).
+    max_lag_ms : float or None, default: None
+        "crosscorr": largest lag searched for the peak, in milliseconds (None: its default, 10 ms).
+    method_kwargs : dict or None, default: None
+        Further parameters of the estimator (for estimators added by users).
+    backend : "fast" | "elephant", default: "fast"
+        Compute with this package's kernels or through Elephant's functions (slow; for cross-checks).
+    threshold : float or None, default: None
+        Keep edges with ``|value| >= threshold``. When threshold, density and significance are all None,
+        ``density=0.1`` is used.
+    density : float or None, default: None
+        Keep this fraction of the strongest unit pairs in each window.
+    significance : float or None, default: None
+        Keep pairs whose value beats spike-jitter surrogates at this level (alpha).
+    jitter_ms : float, default: 10.0
+        Surrogate spike jitter (uniform within +-jitter_ms), with ``significance``.
+    n_surrogates : int, default: 99
+        Number of surrogates, with ``significance``.
+    seed : int or None, default: 0
+        Seed of the surrogates.
+    segment_index : int, default: 0
+        Segment to analyse.
+    label_property : str or None, default: "auto"
+        Sorting property with unit labels (region, well), as in ``SpikeTrains.from_sorting``.
+
+    Returns
+    -------
+    matrices : np.ndarray
+        ``(n_windows, n_units, n_units)`` float32, symmetric, unthresholded (``get_data()``).
+    """
+
+    extension_name = "functional_connectivity"
+    depend_on = []
+    need_recording = False
+    use_nodepipeline = False
+    need_job_kwargs = False
+    need_backward_compatibility_on_load = True
+
+    def _set_params(
+        self,
+        method: str = "sttc",
+        window_s: float | None = 120.0,
+        step_s: float | None = 60.0,
+        window_starts_s: list | None = None,
+        window_stops_s: list | None = None,
+        window_labels: list | None = None,
+        dt_ms: float | None = None,
+        bin_ms: float | None = None,
+        binary: bool | None = None,
+        max_lag_ms: float | None = None,
+        method_kwargs: dict | None = None,
+        backend: str = "fast",
+        threshold: float | None = None,
+        density: float | None = None,
+        significance: float | None = None,
+        jitter_ms: float = 10.0,
+        n_surrogates: int = 99,
+        seed: int | None = 0,
+        segment_index: int = 0,
+        label_property: str | None = "auto",
+    ) -> dict:
+        from .connectivity import available_methods
+
+        if method not in available_methods():
+            raise ValueError(f"Unknown connectivity method {method!r}; available: {available_methods()}.")
+        if (window_starts_s is None) != (window_stops_s is None):
+            raise ValueError("Give both window_starts_s and window_stops_s for behaviour-aligned windows.")
+        if threshold is None and density is None and significance is None:
+            density = 0.1
+        if sum(x is not None for x in (threshold, density, significance)) != 1:
+            raise ValueError("Give exactly one of threshold, density or significance.")
+        as_list = lambda values: None if values is None else np.asarray(values).tolist()  # noqa: E731
+        return dict(
+            method=method,
+            window_s=window_s,
+            step_s=step_s,
+            window_starts_s=as_list(window_starts_s),
+            window_stops_s=as_list(window_stops_s),
+            window_labels=as_list(window_labels),
+            dt_ms=None if dt_ms is None else float(dt_ms),
+            bin_ms=None if bin_ms is None else float(bin_ms),
+            binary=None if binary is None else bool(binary),
+            max_lag_ms=None if max_lag_ms is None else float(max_lag_ms),
+            method_kwargs=dict(method_kwargs or {}),
+            backend=backend,
+            threshold=threshold,
+            density=density,
+            significance=significance,
+            jitter_ms=float(jitter_ms),
+            n_surrogates=int(n_surrogates),
+            seed=seed,
+            segment_index=int(segment_index),
+            label_property=label_property,
+        )
+
+    # -------------------------------------------------------------- computing
+    def _windows(self, spikes):
+        from .windows import sliding_windows, windows_from_intervals
+
+        p = self.params
+        if p["window_starts_s"] is not None:
+            windows = windows_from_intervals(p["window_starts_s"], p["window_stops_s"], p["window_labels"])
+        elif p["window_s"] is None:
+            windows = windows_from_intervals([spikes.t_start_s], [spikes.t_stop_s])
+        else:
+            windows = sliding_windows(spikes.t_start_s, spikes.t_stop_s, p["window_s"], p["step_s"])
+        windows.check_within(spikes.t_start_s, spikes.t_stop_s)
+        return windows
+
+    def _method_params(self) -> dict:
+        """The estimator's parameters: the shared ones it accepts and that were given, plus ``method_kwargs``."""
+        from .connectivity.registry import get_estimator
+
+        p = self.params
+        accepted = get_estimator(p["method"]).defaults
+        shared = {key: p[key] for key in ("dt_ms", "bin_ms", "binary", "max_lag_ms") if key in accepted}
+        return {**{k: v for k, v in shared.items() if v is not None}, **p["method_kwargs"]}
+
+    def _compute(self, sorting_analyzer, verbose: bool) -> dict:
+        from .connectivity import compute_connectivity
+        from .spiketrains import SpikeTrains
+
+        p = self.params
+        spikes = SpikeTrains.from_sorting(
+            sorting_analyzer, segment_index=p["segment_index"], label_property=p["label_property"], duplicates="keep"
+        )
+        windows = self._windows(spikes)
+        sequence = compute_connectivity(
+            spikes, windows, method=p["method"], backend=p["backend"], verbose=verbose, **self._method_params()
+        )
+        graphs = sequence.to_graphs(
+            threshold=p["threshold"],
+            density=p["density"],
+            significance=p["significance"],
+            jitter_ms=p["jitter_ms"],
+            n_surrogates=p["n_surrogates"],
+            seed=p["seed"],
+            verbose=verbose,
+        )
+        data = {
+            "matrices": np.asarray(sequence.matrices, dtype=np.float32),
+            "window_starts": windows.starts,
+            "window_stops": windows.stops,
+            **_flatten_edges(graphs),
+            "format_info": _version_info(),
+        }
+        if windows.labels is not None:
+            data["window_labels"] = np.asarray(windows.labels)
+        if getattr(sequence, "lags_ms", None) is not None:
+            data["lags_ms"] = np.asarray(sequence.lags_ms, dtype=np.float32)
+        return data
+
+    def _run(self, verbose: bool = False, **job_kwargs) -> None:
+        self.data = self._compute(self.sorting_analyzer, verbose)
+
+    def _handle_backward_compatibility_on_load(self) -> None:
+        _check_version_info(self)
+
+    # -------------------------------------------------------------- curation
+    def _select_units_extension_data(self, unit_ids) -> dict:
+        keep = _unit_indices(self.sorting_analyzer, unit_ids)
+        n_before = self.sorting_analyzer.get_num_units()
+        new_data = {key: value for key, value in self.data.items()}
+        new_data["matrices"] = np.asarray(self.data["matrices"])[:, keep][:, :, keep]
+        if "lags_ms" in self.data:
+            new_data["lags_ms"] = np.asarray(self.data["lags_ms"])[:, keep][:, :, keep]
+        new_data.update(_select_edges(self.data, keep, n_before))
+        return new_data
+
+    _select_extension_data = _select_units_extension_data  # name used by spikeinterface < 0.105
+
+    def _merge_extension_data(
+        self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask=None, verbose=False, **job_kwargs
+    ) -> dict:
+        return self._compute(new_sorting_analyzer, verbose)
+
+    def _split_extension_data(self, split_units, new_unit_ids, new_sorting_analyzer, verbose=False, **job_kwargs):
+        return self._compute(new_sorting_analyzer, verbose)
+
+    # -------------------------------------------------------------- access
+    def _get_data(self, outputs: str = "matrices"):
+        """The connectivity matrices (default), or ``outputs="sequence"`` for a ``ConnectivitySequence`` and
+        ``outputs="graphs"`` for the thresholded ``GraphSequence``."""
+        if outputs == "matrices":
+            return np.asarray(self.data["matrices"])
+        if outputs == "sequence":
+            return self.get_connectivity()
+        if outputs == "graphs":
+            return self.get_graphs()
+        raise ValueError(f"outputs must be 'matrices', 'sequence' or 'graphs', got {outputs!r}.")
+
+    def get_windows(self):
+        """The analysis windows as a :class:`~spikeinterface_tavrnn.Windows`."""
+        from .windows import Windows
+
+        labels = self.data.get("window_labels")
+        return Windows(
+            np.asarray(self.data["window_starts"]),
+            np.asarray(self.data["window_stops"]),
+            None if labels is None else np.asarray(labels),
+        )
+
+    def _unit_labels(self):
+        label_property = self.params["label_property"]
+        sorting = self.sorting_analyzer.sorting
+        if label_property == "auto":
+            from .spiketrains import _LABEL_PROPERTIES_AUTO
+
+            label_property = next((k for k in _LABEL_PROPERTIES_AUTO if k in sorting.get_property_keys()), None)
+        if label_property is None or label_property not in sorting.get_property_keys():
+            return None
+        return np.asarray(sorting.get_property(label_property))
+
+    def get_connectivity(self):
+        """The stored matrices as a :class:`~spikeinterface_tavrnn.ConnectivitySequence`."""
+        from .connectivity import ConnectivitySequence
+
+        return ConnectivitySequence(
+            matrices=np.asarray(self.data["matrices"]),
+            windows=self.get_windows(),
+            unit_ids=np.asarray(self.sorting_analyzer.unit_ids),
+            method=self.params["method"],
+            params={**self._method_params(), "backend": self.params["backend"]},
+            lags_ms=None if "lags_ms" not in self.data else np.asarray(self.data["lags_ms"]),
+            unit_labels=self._unit_labels(),
+        )
+
+    def get_graphs(self):
+        """The thresholded graphs as a :class:`~spikeinterface_tavrnn.GraphSequence` (node features: rows of
+        ``|matrix|`` with unit diagonal, as in the paper)."""
+        from .graphs import GraphSequence
+
+        from .connectivity.thresholds import connectivity_features
+
+        offsets = np.asarray(self.data["edge_offsets"])
+        edge_index, edge_weight = np.asarray(self.data["edge_index"]), np.asarray(self.data["edge_weight"])
+        features = connectivity_features(np.asarray(self.data["matrices"], dtype=np.float32))
+        return GraphSequence(
+            [edge_index[:, offsets[t] : offsets[t + 1]] for t in range(offsets.size - 1)],
+            num_nodes=features.shape[1],
+            edge_weights=[edge_weight[offsets[t] : offsets[t + 1]] for t in range(offsets.size - 1)],
+            node_features=features,
+            node_ids=np.asarray(self.sorting_analyzer.unit_ids),
+            windows=self.get_windows(),
+            node_labels=self._unit_labels(),
+        )
+
+
+class ComputeTAVRNNEmbeddings(AnalyzerExtension):
+    """TAVRNN node embeddings of every unit in every window of the ``functional_connectivity`` graphs.
+
+    Parameters are those of :class:`spikeinterface_tavrnn.TAVRNN` (see its documentation), plus
+    ``score_links``.
+
+    Parameters
+    ----------
+    z_dim : int, default: 8
+        Embedding size.
+    h_dim : int, default: 32
+        Recurrent state size.
+    n_layers : int, default: 1
+        Graph GRU layers.
+    attention : bool, default: True
+        Temporal attention on (TAVRNN) or off (VGRNN).
+    attention_window : int or None, default: None
+        Number of past windows attended to; None for the whole history.
+    history_node : bool, default: True
+        Add the graph-level history node.
+    node_features : "adjacency" | "identity", default: "adjacency"
+        Rows of the connectivity matrix (as published for MEA data) or one-hot unit identity.
+    use_edge_weight : bool, default: False
+        Weight GCN messages by connectivity values.
+    reconstruction : "auto" | "dense" | "sampled", default: "auto"
+        Exact dense reconstruction loss or negative-sampled (for large unit counts).
+    kl_weight : float, default: 1.0
+        Weight of the KL term of the ELBO.
+    learning_rate : float, default: 0.01
+        Adam learning rate.
+    epochs : int, default: 300
+        Training epochs.
+    early_stopping : int or None, default: None
+        Stop after this many epochs without improvement of the loss.
+    clip_grad_norm : float or None, default: 10.0
+        Gradient clipping norm.
+    device : str, default: "auto"
+        "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
+    seed : int or None, default: 0
+        Seed of initialisation and sampling.
+    preset : str or None, default: None
+        "parity" for the published settings.
+    score_links : bool, default: False
+        Also compute link detection / prediction scores (trains a second model with hidden edges).
+
+    Returns
+    -------
+    embeddings : np.ndarray
+        ``(n_windows, n_units, z_dim)`` posterior means (``get_data()``).
+    """
+
+    extension_name = "tavrnn_embeddings"
+    depend_on = ["functional_connectivity"]
+    need_recording = False
+    use_nodepipeline = False
+    need_job_kwargs = False
+    need_backward_compatibility_on_load = True
+
+    def _set_params(
+        self,
+        z_dim: int = 8,
+        h_dim: int = 32,
+        n_layers: int = 1,
+        attention: bool = True,
+        attention_window: int | None = None,
+        history_node: bool = True,
+        node_features: str = "adjacency",
+        use_edge_weight: bool = False,
+        reconstruction: str = "auto",
+        kl_weight: float = 1.0,
+        learning_rate: float = 0.01,
+        epochs: int = 300,
+        early_stopping: int | None = None,
+        clip_grad_norm: float | None = 10.0,
+        device: str = "auto",
+        seed: int | None = 0,
+        preset: str | None = None,
+        score_links: bool = False,
+    ) -> dict:
+        if not isinstance(node_features, str):
+            raise ValueError(
+                "In the analyzer extension node_features must be 'adjacency' or 'identity'; for custom feature arrays "
+                "use the TAVRNN estimator directly on extension.get_graphs()."
+            )
+        return dict(
+            z_dim=int(z_dim),
+            h_dim=int(h_dim),
+            n_layers=int(n_layers),
+            attention=bool(attention),
+            attention_window=attention_window,
+            history_node=bool(history_node),
+            node_features=node_features,
+            use_edge_weight=bool(use_edge_weight),
+            reconstruction=reconstruction,
+            kl_weight=float(kl_weight),
+            learning_rate=float(learning_rate),
+            epochs=int(epochs),
+            early_stopping=early_stopping,
+            clip_grad_norm=clip_grad_norm,
+            device=device,
+            seed=seed,
+            preset=preset,
+            score_links=bool(score_links),
+        )
+
+    def _estimator(self, verbose: bool):
+        from .estimator import TAVRNN
+
+        params = {key: value for key, value in self.params.items() if key != "score_links"}
+        return TAVRNN(**params, verbose=verbose)
+
+    def _run(self, verbose: bool = False, **job_kwargs) -> None:
+        graphs = self.sorting_analyzer.get_extension("functional_connectivity").get_graphs()
+        model = self._estimator(verbose).fit(graphs)
+        data = {
+            "embeddings": model.transform(graphs).astype(np.float32),
+            "attention_weights": np.asarray(model.attention_weights_, dtype=np.float32),
+            "loss_history": np.asarray(model.loss_history_, dtype=np.float64),
+            "stale_units": np.zeros(graphs.num_nodes, dtype=bool),
+            "format_info": _version_info(),
+        }
+        model_params, model_arrays = model.get_state()
+        data["model_params"] = model_params
+        for name, array in model_arrays.items():
+            data[f"model__{name}"] = np.asarray(array)
+        if self.params["score_links"]:
+            scores = self._estimator(verbose).score_links(graphs)
+            data["link_scores"] = {key: float(value) for key, value in scores.items() if np.isscalar(value)}
+        self.data = data
+
+    def _handle_backward_compatibility_on_load(self) -> None:
+        _check_version_info(self)
+
+    # -------------------------------------------------------------- curation
+    def _select_units_extension_data(self, unit_ids) -> dict:
+        keep = _unit_indices(self.sorting_analyzer, unit_ids)
+        new_data = dict(self.data)
+        new_data["embeddings"] = np.asarray(self.data["embeddings"])[:, keep]
+        new_data["stale_units"] = np.asarray(self.data["stale_units"])[keep]
+        return new_data
+
+    _select_extension_data = _select_units_extension_data  # name used by spikeinterface < 0.105
+
+    def _carry_over(self, new_sorting_analyzer) -> dict:
+        old_ids = list(self.sorting_analyzer.unit_ids)
+        new_ids = list(new_sorting_analyzer.unit_ids)
+        old = np.asarray(self.data["embeddings"])
+        embeddings = np.full((old.shape[0], len(new_ids), old.shape[2]), np.nan, dtype=np.float32)
+        stale = np.ones(len(new_ids), dtype=bool)
+        for i, unit_id in enumerate(new_ids):
+            if unit_id in old_ids:
+                embeddings[:, i] = old[:, old_ids.index(unit_id)]
+                stale[i] = bool(np.asarray(self.data["stale_units"])[old_ids.index(unit_id)])
+        warnings.warn(_STALE_MESSAGE, stacklevel=3)
+        return {**self.data, "embeddings": embeddings, "stale_units": stale}
+
+    def _merge_extension_data(
+        self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask=None, verbose=False, **job_kwargs
+    ) -> dict:
+        return self._carry_over(new_sorting_analyzer)
+
+    def _split_extension_data(self, split_units, new_unit_ids, new_sorting_analyzer, verbose=False, **job_kwargs):
+        return self._carry_over(new_sorting_analyzer)
+
+    # -------------------------------------------------------------- access
+    @property
+    def is_stale(self) -> bool:
+        """Whether units were merged or split since training (some embeddings are NaN)."""
+        return bool(np.any(np.asarray(self.data["stale_units"])))
+
+    def _get_data(self, outputs: str = "embeddings"):
+        """The embeddings ``(n_windows, n_units, z_dim)`` (default), or ``outputs="attention"``,
+        ``"loss_history"`` or ``"link_scores"``."""
+        if self.is_stale:
+            warnings.warn(_STALE_MESSAGE, stacklevel=3)
+        keys = {"embeddings": "embeddings", "attention": "attention_weights", "loss_history": "loss_history"}
+        if outputs in keys:
+            return np.asarray(self.data[keys[outputs]])
+        if outputs == "link_scores":
+            if "link_scores" not in self.data:
+                raise KeyError("No link scores: compute the extension with score_links=True.")
+            return dict(self.data["link_scores"])
+        raise ValueError(f"outputs must be one of {list(keys) + ['link_scores']}, got {outputs!r}.")
+
+    def get_model(self):
+        """The trained :class:`~spikeinterface_tavrnn.TAVRNN`, to ``transform`` new graphs over these units."""
+        from .estimator import TAVRNN
+
+        arrays = {key[len("model__") :]: np.asarray(v) for key, v in self.data.items() if key.startswith("model__")}
+        return TAVRNN.from_state(dict(self.data["model_params"]), arrays)
+
+
+def _register(extension_class) -> None:
+    """Register once; a second import (autoreload, ``importlib.reload``) of this module is not an error."""
+    from spikeinterface.core.sortinganalyzer import _builtin_extensions, _possible_extensions
+
+    if extension_class.extension_name in _builtin_extensions:
+        raise RuntimeError(
+            f"SpikeInterface now has a built-in extension named {extension_class.extension_name!r}; this version of "
+            "spikeinterface_tavrnn cannot register its own under that name. Upgrade spikeinterface_tavrnn."
+        )
+    registered = {ext.extension_name: ext for ext in _possible_extensions}
+    existing = registered.get(extension_class.extension_name)
+    if existing is None:
+        register_result_extension(extension_class)
+    elif existing.__module__ != extension_class.__module__ or existing.__qualname__ != extension_class.__qualname__:
+        raise RuntimeError(
+            f"Another package already registered an analyzer extension named {extension_class.extension_name!r} "
+            f"({existing.__module__}.{existing.__qualname__}); spikeinterface_tavrnn cannot register its own."
+        )
+    else:
+        # Same class reloaded: swap in the new class object so analyzers use the current code.
+        _possible_extensions[_possible_extensions.index(existing)] = extension_class
+
+
+_register(ComputeFunctionalConnectivity)
+_register(ComputeTAVRNNEmbeddings)
+
+compute_functional_connectivity = ComputeFunctionalConnectivity.function_factory()
+compute_tavrnn_embeddings = ComputeTAVRNNEmbeddings.function_factory()
