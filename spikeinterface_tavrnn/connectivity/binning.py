@@ -86,6 +86,8 @@ def window_spike_counts(spikes: SpikeTrains, windows: Windows) -> np.ndarray:
 
 def check_positive_ms(name: str, value: float) -> float:
     """A finite positive duration in milliseconds, or a clear error."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be a number of milliseconds, got {value!r}.")
     try:
         value = float(value)
     except (TypeError, ValueError):
