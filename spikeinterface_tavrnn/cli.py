@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--segment-index", type=int, default=0, help="segment to analyse (default: %(default)s)")
     _add_analysis_options(run)
 
+    batch = commands.add_parser("batch", help="analyse many recordings on a Dask cluster, one task each")
+    batch.add_argument("inputs", nargs="+", help="recordings or glob patterns ('plate/*.h5')")
+    batch.add_argument("--format", default=None, help="input format when it cannot be detected from the content")
+    batch.add_argument("--sampling-frequency", type=float, default=None, help="Hz, for inputs that do not store it")
+    batch.add_argument("--segment-index", type=int, default=0, help="segment to analyse (default: %(default)s)")
+    batch.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
+    batch.add_argument("--n-workers", type=int, default=None, help="workers of the local cluster")
+    _add_analysis_options(batch, defaults=dict(output=Path("tavrnn_batch")))
+
     demo = commands.add_parser("demo", help="run on the linear-track recording shipped with the package")
     _add_analysis_options(
         demo,
@@ -90,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sorting = _read_input(args)
             windows = _read_intervals(args.intervals) if args.intervals is not None else None
             folder = run_pipeline(sorting, args, windows=windows, title=f"TAVRNN: {args.input.name}")
+        elif args.command == "batch":
+            return _run_batch(args)
         else:
             folder = run_demo(args)
     except CommandError as error:
@@ -98,6 +109,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Analyzer: {folder / 'analyzer'}")
     print(f"Report:   {folder / 'report' / 'index.html'}")
     return 0
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from .batch import batch_options_from_args, run_batch
+
+    try:
+        rows = run_batch(
+            args.inputs,
+            args.output,
+            options=batch_options_from_args(args),
+            scheduler=args.scheduler,
+            n_workers=args.n_workers,
+            overwrite=args.overwrite,
+            verbose=not args.quiet,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    failed = [row for row in rows if row["status"] == "failed"]
+    for row in failed:
+        print(f"failed: {row['input']}: {row['error']}", file=sys.stderr)
+    counts = {status: sum(row["status"] == status for row in rows) for status in ("done", "skipped", "failed")}
+    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed")
+    print(f"Table: {Path(args.output) / 'batch_summary.csv'}")
+    return 1 if failed else 0
 
 
 def _read_input(args):

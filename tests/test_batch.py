@@ -1,0 +1,54 @@
+"""Batch processing of several real recordings on a local Dask cluster."""
+
+import json
+import shutil
+
+import pytest
+
+from spikeinterface_tavrnn.batch import expand_inputs, output_folder_for, run_batch
+from spikeinterface_tavrnn.cli import main
+
+from _data import shared_data_path
+
+FAST = dict(method="sttc", window_s=100.0, step_s=100.0, epochs=3, z_dim=4, h_dim=8, density=0.2)
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    names = ["hiPSN_tc06_d12_spikes6sd.h5", "hiPSN_tc153_d89_spikes6sd.h5", "hiPSN_tc223_d57_spikes6sd.h5"]
+    for name in names:
+        shutil.copy(shared_data_path("hipsc_cultures", name), folder / name)
+    (folder / "broken.h5").write_bytes(b"this is not an HDF5 file")
+    return folder
+
+
+def test_batch_on_local_cluster_reports_failures_and_skips_finished(recordings, tmp_path):
+    output = tmp_path / "out"
+    rows = run_batch(str(recordings / "*.h5"), output, options=FAST, n_workers=2, verbose=False)
+    assert [row["status"] for row in rows] == ["failed", "done", "done", "done"]  # sorted: broken.h5 first
+    assert "broken.h5" in rows[0]["input"] and rows[0]["error"]
+    for row in rows[1:]:
+        assert (output_folder_for(recordings / row["input"].split("/")[-1], output) / "report" / "index.html").is_file()
+        assert row["n_units"] > 0 and row["n_windows"] >= (6 if "tc06" in row["input"] else 2)
+    table = (output / "batch_summary.csv").read_text().splitlines()
+    assert table[0].startswith("input,output,status,time_s") and len(table) == 5
+
+    again = run_batch(str(recordings / "*.h5"), output, options=FAST, n_workers=1, verbose=False)
+    assert [row["status"] for row in again] == ["failed", "skipped", "skipped", "skipped"]
+    assert json.loads((output / "batch_summary.json").read_text())[1]["status"] == "skipped"
+
+
+def test_batch_command_exit_status(recordings, tmp_path, capsys):
+    good = str(recordings / "hiPSN_tc06_d12_spikes6sd.h5")
+    args = ["batch", good, "--output", str(tmp_path / "b"), "--epochs", "2", "--window-s", "100", "--step-s", "100",
+            "--n-workers", "1", "--quiet"]
+    assert main(args) == 0
+    assert "1 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    assert main(args[:2] + [str(recordings / "broken.h5")] + args[2:]) == 1
+    assert "failed:" in capsys.readouterr().err
+
+
+def test_expand_inputs_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No input matches"):
+        expand_inputs(str(tmp_path / "*.h5"))
