@@ -1,0 +1,150 @@
+"""Temporal attention over the recurrent states of past windows, with an optional history node.
+
+At window t the graph GRU proposes a state ``H~_t`` (one (N, d) tensor per layer). A graph-level summary ``s`` of
+each step gives one query (current step) and one key per attended step; one softmax weight per step is shared by all
+nodes (as published). With window ``w`` the attended steps are ``max(0, t - w + 1) .. t`` (the current step
+included; None = the whole history, as published).
+
+Two modes:
+
+``"published"``
+    ``H_t = sum_s alpha_ts V H_s``: the attended value *replaces* the recurrent state (the published TAVRNN). The
+    summary is the state of the history node when one is wired into the graph (node index N), else the mean over
+    nodes (the published code silently read the last real node instead).
+``"gated"`` (default)
+    ``a_t = sum_s alpha_ts V H_s``, ``g = sigmoid(W_g [H~_t || a_t] + b_g)``, ``H_t = H~_t + g * (a_t - H~_t)``,
+    with ``V`` initialised to the identity and ``b_g`` to -2 (g ~ 0.12): the model starts close to the plain graph
+    GRU (VGRNN) and learns per node and channel how much history to mix in, so attention can only add information.
+    The history node is a *readout* node: its own GRU state, updated from the mean of all node states, which
+    receives from every node but sends nothing into the GCN neighbourhoods (a node wired to every node gives every
+    pair of nodes a common neighbour, which flattens the neighbourhoods the decoder has to reconstruct).
+    Without a history node the summary is the mean over nodes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["TemporalAttention", "ATTENTION_MODES"]
+
+ATTENTION_MODES = ("gated", "published")
+
+
+class TemporalAttention(nn.Module):
+    """Attention of each window's recurrent state over the states of previous windows.
+
+    Parameters
+    ----------
+    hidden_channels : int
+        State size d.
+    n_layers : int, default: 1
+        Number of recurrent layers; the weights come from the last layer's summary, each layer has its own values
+        (and gate).
+    mode : {"gated", "published"}, default: "gated"
+        See the module docstring.
+    window : int or None, default: None
+        Number of attended steps, the current one included; None = whole history.
+    history_node : bool, default: True
+        Use a history node as the summary (wired: a graph node at index ``wired_index``; gated: a readout GRU).
+    wired_index : int or None, default: None
+        Row of the wired history node in the state (``"published"`` mode with a history node).
+    """
+
+    def __init__(
+        self,
+        hidden_channels: int,
+        n_layers: int = 1,
+        mode: str = "gated",
+        window: int | None = None,
+        history_node: bool = True,
+        wired_index: int | None = None,
+    ):
+        super().__init__()
+        if mode not in ATTENTION_MODES:
+            raise ValueError(f"attention mode must be one of {ATTENTION_MODES}, got {mode!r}.")
+        if window is not None and int(window) < 1:
+            raise ValueError(f"attention_window must be None or >= 1, got {window}.")
+        if mode == "published" and history_node and wired_index is None:
+            raise ValueError("published attention with a history node needs the index of the wired history node.")
+        d = hidden_channels
+        self.hidden_channels = d
+        self.mode = mode
+        self.window = None if window is None else int(window)
+        self.history_node = bool(history_node)
+        self.wired_index = wired_index if (mode == "published" and history_node) else None
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d)
+        self.values = nn.ModuleList([nn.Linear(d, d) for _ in range(n_layers)])
+        if mode == "gated":
+            self.gates = nn.ModuleList([nn.Linear(2 * d, d) for _ in range(n_layers)])
+            self.readout = nn.GRUCell(d, d) if history_node else None
+            for value in self.values:
+                nn.init.eye_(value.weight)
+                nn.init.zeros_(value.bias)
+            for gate in self.gates:
+                nn.init.normal_(gate.weight, std=0.01)
+                nn.init.constant_(gate.bias, -2.0)
+        else:
+            self.gates = None
+            self.readout = None
+
+    def initial_state(self, n_nodes: int, device: torch.device) -> dict:
+        """Empty memory at the start of a sequence."""
+        return {"keys": [], "values": [], "readout": torch.zeros(1, self.hidden_channels, device=device)}
+
+    def _summary(self, h_last: Tensor, memory: dict) -> Tensor:
+        if self.wired_index is not None:
+            return h_last[self.wired_index]
+        pooled = h_last.mean(dim=0)
+        if self.readout is not None:
+            return self.readout(pooled.unsqueeze(0), memory["readout"]).squeeze(0)
+        return pooled
+
+    def forward(self, h_tilde: list[Tensor], memory: dict) -> tuple[list[Tensor], Tensor]:
+        """Attend and update the memory in place.
+
+        Parameters
+        ----------
+        h_tilde : list of Tensor (N, d)
+            The GRU's proposed state, one per layer.
+        memory : dict
+            From :meth:`initial_state`, carried across steps.
+
+        Returns
+        -------
+        states : list of Tensor (N, d)
+            ``H_t``, one per layer.
+        weights : Tensor (n_attended,)
+            Softmax weights over the attended steps, oldest first, the current step last.
+        """
+        summary = self._summary(h_tilde[-1], memory)
+        q = self.query(summary)
+        keys = memory["keys"] + [self.key(summary)]
+        values = memory["values"] + [[v(h) for v, h in zip(self.values, h_tilde)]]
+        if self.window is not None:
+            keys, values = keys[-self.window :], values[-self.window :]
+        k = torch.stack(keys)
+        weights = torch.softmax(k @ q / math.sqrt(self.hidden_channels), dim=0)
+        states = []
+        for layer in range(len(h_tilde)):
+            v = torch.stack([step[layer] for step in values])
+            attended = torch.tensordot(weights, v, dims=1)
+            if self.mode == "published":
+                states.append(attended)
+            else:
+                gate = torch.sigmoid(self.gates[layer](torch.cat([h_tilde[layer], attended], dim=1)))
+                states.append(h_tilde[layer] + gate * (attended - h_tilde[layer]))
+
+        # Remember step t: its key and the values of its final state.
+        if self.mode == "gated" and self.readout is not None:
+            memory["readout"] = summary.unsqueeze(0)
+            memory["keys"].append(keys[-1])
+        else:
+            memory["keys"].append(self.key(self._summary(states[-1], memory)))
+        memory["values"].append([v(h) for v, h in zip(self.values, states)])
+        if self.window is not None and len(memory["keys"]) > self.window:
+            del memory["keys"][0], memory["values"][0]
+        return states, weights

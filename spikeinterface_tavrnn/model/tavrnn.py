@@ -1,0 +1,229 @@
+"""VGRNN and TAVRNN as torch modules (Hajiramezanali et al. 2019; Khajehnejad et al. 2024).
+
+Per window t, with ``h = H_{t-1}`` (last layer) and the GCN-normalised adjacency ``A_t``::
+
+    phi_x  = ReLU(Linear(X_t))
+    E      = ReLU(GCN([phi_x || h]))                         encoder
+    mu, s  = GCN(E), softplus(GCN(E))                        posterior q(Z_t | A_t, X_t, H_{t-1})
+    P      = ReLU(Linear(h)); mu_p, s_p = Linear(P), softplus(Linear(P))     prior p(Z_t | H_{t-1})
+    Z_t    = mu + s * eps   (training / sampled embeddings; Z_t = mu otherwise)
+    phi_z  = ReLU(Linear(Z_t))
+    H~_t   = GraphGRU([phi_x || phi_z], A_t, H_{t-1})
+    H_t    = TemporalAttention(H~_t, history)                (TAVRNN only)
+
+The decoder is the inner product ``sigmoid(Z_t Z_t^T)`` (see :mod:`.losses`). Two GCNs that share their input are
+computed as one (their weights concatenated), and the projections of ``phi_x`` are computed for all windows in one
+matrix product before the recurrence; the parameters keep the published shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention import TemporalAttention
+from .features import PreparedSequence
+from .graph_conv import PrecomputedGCNConv, symmetric_spmm
+from .graph_gru import GraphGRU
+
+__all__ = ["FeatureEncoder", "VGRNN", "TAVRNNModule", "ModelOutput"]
+
+
+@dataclass
+class ModelOutput:
+    """Per-window outputs of a forward pass, each (T, N', k) unless noted (N' includes a wired history node)."""
+
+    mu: Tensor
+    sigma: Tensor
+    prior_mu: Tensor
+    prior_sigma: Tensor
+    z: Tensor
+    attention: Tensor | None  # (T, T) or None without attention
+
+
+class FeatureEncoder(nn.Module):
+    """``phi_x = ReLU(X W + b)`` for every window, for identity, sparse (adjacency) or dense features.
+
+    Parameters
+    ----------
+    n_features : int
+        F (identity and adjacency features: the number of nodes N').
+    out_channels : int
+        d.
+    kind : {"identity", "adjacency", "graph", "array"}
+        Identity features are an embedding lookup (one row of W per node); adjacency features a sparse product.
+    """
+
+    def __init__(self, n_features: int, out_channels: int, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.n_features = n_features
+        self.lin = nn.Linear(n_features, out_channels)
+
+    def forward(self, prepared: PreparedSequence) -> Tensor:
+        """Return phi_x as (1, N', d) for identity features (shared by all windows) or (T, N', d)."""
+        if prepared.n_features != self.n_features:
+            raise ValueError(
+                f"the model was built for {self.n_features} input features, the graphs give {prepared.n_features}."
+            )
+        if self.kind == "identity":
+            return F.relu(self.lin.weight.t() + self.lin.bias).unsqueeze(0)
+        if self.kind == "adjacency":
+            w = self.lin.weight.t()
+            return F.relu(torch.stack([symmetric_spmm(x, w) for x in prepared.features]) + self.lin.bias)
+        return F.relu(self.lin(prepared.features))
+
+
+class VGRNN(nn.Module):
+    """Variational graph recurrent network with a graph-GRU (the TAVRNN paper's ablation without attention).
+
+    Parameters
+    ----------
+    n_features : int
+        Input feature size F (N' for identity / adjacency features).
+    feature_kind : str
+        See :class:`FeatureEncoder`.
+    h_dim : int, default: 32
+        Recurrent state size d.
+    z_dim : int, default: 8
+        Latent size k.
+    n_layers : int, default: 1
+        Graph-GRU layers L.
+    """
+
+    def __init__(self, n_features: int, feature_kind: str, h_dim: int = 32, z_dim: int = 8, n_layers: int = 1):
+        super().__init__()
+        d, k = h_dim, z_dim
+        self.h_dim, self.z_dim, self.n_layers = d, k, n_layers
+        self.phi_x = FeatureEncoder(n_features, d, feature_kind)
+        self.encoder = PrecomputedGCNConv(2 * d, d)  # input [phi_x || h]
+        self.posterior = PrecomputedGCNConv(d, 2 * k)  # (mu | pre-softplus sigma): the two published GCN_d->k
+        self.prior_hidden = nn.Linear(d, d)
+        self.prior = nn.Linear(d, 2 * k)  # (mu | pre-softplus sigma)
+        self.phi_z = nn.Linear(k, d)
+        self.rnn = GraphGRU(2 * d, d, n_layers)  # input [phi_x || phi_z]
+
+    def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
+        return h_tilde, None
+
+    def _attention_memory(self, n_nodes: int, device: torch.device):
+        return None
+
+    def forward(
+        self, prepared: PreparedSequence, sample: bool = True, generator: torch.Generator | None = None
+    ) -> ModelOutput:
+        """Run the recurrence over all windows of ``prepared``.
+
+        Parameters
+        ----------
+        prepared : PreparedSequence
+            From :func:`~spikeinterface_tavrnn.model.features.prepare_sequence`.
+        sample : bool, default: True
+            Draw ``Z_t = mu + sigma * eps`` (training, sampled embeddings); False: ``Z_t = mu`` everywhere, including
+            the input of the recurrence (deterministic posterior-mean embeddings).
+        generator : torch.Generator or None, default: None
+            Source of ``eps``.
+        """
+        d, k = self.h_dim, self.z_dim
+        n_windows, n = prepared.n_windows, prepared.n_total
+        device = prepared.device
+        phi_x = self.phi_x(prepared)
+        # Projections of phi_x into the encoder GCN and the first GRU layer, for all windows in one product.
+        # (Tensors are cut with split/unbind, never sliced: slicing backward zero-fills a full-size gradient.)
+        w_enc_x, w_enc_h = self.encoder.lin.weight.split(d, dim=1)
+        w_gru_x, w_gru_z = self.rnn.cells[0].lin_x.weight.split(d, dim=1)
+        proj = phi_x @ torch.cat([w_enc_x, w_gru_x]).t()  # (T or 1, N', d + 3d)
+        proj_enc, proj_gru = proj.split([d, 3 * d], dim=2)
+        proj_enc, proj_gru = proj_enc.unbind(0), proj_gru.unbind(0)
+        shared = len(proj_enc) == 1
+        eps = torch.randn((n_windows, n, k), generator=generator, device=device).unbind(0) if sample else None
+
+        h = [torch.zeros(n, d, device=device) for _ in range(self.n_layers)]
+        memory = self._attention_memory(n, device)
+        h_prev, mus, sigmas, zs, weights = [], [], [], [], []
+        for t in range(n_windows):
+            adj = prepared.adjacency[t]
+            h_last = h[-1]
+            h_prev.append(h_last)
+            enc_in = proj_enc[0 if shared else t] + h_last @ w_enc_h.t()
+            enc = F.relu(symmetric_spmm(adj, enc_in) + self.encoder.bias)
+            mu, sigma_raw = self.posterior(enc, adj).split(k, dim=1)
+            sigma = F.softplus(sigma_raw)
+            z = torch.addcmul(mu, sigma, eps[t]) if sample else mu
+            phi_z = F.relu(self.phi_z(z))
+            h_tilde = self.rnn(None, h, adj, x_proj=proj_gru[0 if shared else t] + phi_z @ w_gru_z.t())
+            h, w = self._attend(h_tilde, memory)
+            mus.append(mu)
+            sigmas.append(sigma)
+            zs.append(z)
+            weights.append(w)
+
+        prior = self.prior(F.relu(self.prior_hidden(torch.stack(h_prev))))
+        attention = None
+        if weights[0] is not None:
+            attention = torch.zeros(n_windows, n_windows, device=device)
+            for t, w in enumerate(weights):
+                attention[t, t - w.shape[0] + 1 : t + 1] = w.detach()
+        return ModelOutput(
+            mu=torch.stack(mus),
+            sigma=torch.stack(sigmas),
+            prior_mu=prior[..., :k],
+            prior_sigma=F.softplus(prior[..., k:]),
+            z=torch.stack(zs),
+            attention=attention,
+        )
+
+
+class TAVRNNModule(VGRNN):
+    """VGRNN plus temporal attention over past recurrent states (TAVRNN).
+
+    With ``attention=False`` no attention parameter is created and the module is a :class:`VGRNN` (same parameters,
+    same initialisation for a given seed, same outputs).
+
+    Parameters
+    ----------
+    n_features, feature_kind, h_dim, z_dim, n_layers :
+        As in :class:`VGRNN`.
+    attention : bool, default: True
+        Add the temporal attention.
+    attention_mode : {"gated", "published"}, default: "gated"
+        See :mod:`.attention`.
+    attention_window : int or None, default: None
+        Attended steps including the current one; None = whole history.
+    history_node : bool, default: True
+        See :mod:`.attention`.
+    wired_index : int or None, default: None
+        Index of the wired history node (published mode with a history node).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        feature_kind: str,
+        h_dim: int = 32,
+        z_dim: int = 8,
+        n_layers: int = 1,
+        attention: bool = True,
+        attention_mode: str = "gated",
+        attention_window: int | None = None,
+        history_node: bool = True,
+        wired_index: int | None = None,
+    ):
+        super().__init__(n_features, feature_kind, h_dim, z_dim, n_layers)
+        # Built after the VGRNN layers so that, for one seed, the shared layers start from identical values.
+        self.attention = (
+            TemporalAttention(h_dim, n_layers, attention_mode, attention_window, history_node, wired_index)
+            if attention
+            else None
+        )
+
+    def _attention_memory(self, n_nodes: int, device: torch.device):
+        return None if self.attention is None else self.attention.initial_state(n_nodes, device)
+
+    def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
+        if self.attention is None:
+            return h_tilde, None
+        return self.attention(h_tilde, memory)

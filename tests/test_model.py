@@ -1,0 +1,297 @@
+import numpy as np
+import pytest
+import torch
+from torch_geometric.nn import GCNConv
+
+from spikeinterface_tavrnn.graphs import GraphSequence
+from spikeinterface_tavrnn.model import (
+    VGRNN,
+    GraphGRUCell,
+    NegativeSampler,
+    PrecomputedGCNConv,
+    TAVRNNModule,
+    TemporalAttention,
+    kl_normal,
+    normalized_adjacency,
+    pairwise_softplus_sum,
+    prepare_sequence,
+    reconstruction_loss,
+    symmetric_spmm,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny graphs: intra-op threads only add synchronisation, and the test machine is shared.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _random_graphs(n=12, t=4, p=0.3, seed=0, features=False, weighted=False):
+    rng = np.random.default_rng(seed)
+    mats = []
+    for _ in range(t):
+        upper = np.triu(rng.random((n, n)) < p, 1).astype(np.float32)
+        if weighted:
+            upper *= rng.random((n, n)).astype(np.float32) + 0.1
+        mats.append(upper + upper.T)
+    feats = rng.random((t, n, 5)).astype(np.float32) if features else None
+    return GraphSequence.from_adjacency(mats, node_features=feats)
+
+
+def _loss(module, prep, mode="dense", negatives=None):
+    out = module(prep, sample=True, generator=torch.Generator().manual_seed(0))
+    rec = reconstruction_loss(out.z, prep.pos_src, prep.pos_dst, prep.pos_window, prep.pos_counts, mode, negatives)
+    return (rec + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)).sum()
+
+
+# ---------------------------------------------------------------- layers
+def test_precomputed_gcn_matches_pyg_gcnconv():
+    torch.manual_seed(0)
+    g = _random_graphs(n=15, t=1, weighted=True)
+    ei = torch.from_numpy(g.edge_index(0))
+    w = torch.from_numpy(g.edge_weight(0))
+    x = torch.randn(15, 6)
+    for weight in (None, w):
+        ref = GCNConv(6, 4, cached=False, add_self_loops=True, normalize=True)
+        ours = PrecomputedGCNConv(6, 4)
+        with torch.no_grad():
+            ours.lin.weight.copy_(ref.lin.weight)
+            ref.bias.normal_()
+            ours.bias.copy_(ref.bias)
+        adj = normalized_adjacency(ei, 15, weight)
+        torch.testing.assert_close(ours(x, adj), ref(x, ei, weight), rtol=1e-5, atol=1e-5)
+
+
+def test_symmetric_spmm_gradient():
+    g = _random_graphs(n=10, t=1)
+    adj = normalized_adjacency(torch.from_numpy(g.edge_index(0)), 10)
+    dense = adj.to_dense()
+    x = torch.randn(10, 3, requires_grad=True)
+    y = torch.randn(10, 3)
+    (symmetric_spmm(adj, x) * y).sum().backward()
+    torch.testing.assert_close(x.grad, dense.t() @ y)
+    torch.testing.assert_close(dense, dense.t())
+
+
+def test_graph_gru_cell_matches_separate_gcns():
+    torch.manual_seed(0)
+    g = _random_graphs(n=9, t=1)
+    adj = normalized_adjacency(torch.from_numpy(g.edge_index(0)), 9)
+    a = adj.to_dense()
+    cell = GraphGRUCell(5, 4)
+    with torch.no_grad():
+        cell.bias.normal_()
+    x, h = torch.randn(9, 5), torch.randn(9, 4)
+    wx, wh, whc = cell.lin_x.weight, cell.lin_h.weight, cell.lin_hc.weight
+    b = cell.bias
+    s = torch.sigmoid(a @ x @ wx[:4].t() + a @ h @ wh[:4].t() + b[:4])
+    r = torch.sigmoid(a @ x @ wx[4:8].t() + a @ h @ wh[4:].t() + b[4:8])
+    c = torch.tanh(a @ x @ wx[8:].t() + a @ (r * h) @ whc.t() + b[8:])
+    torch.testing.assert_close(cell(x, h, adj), s * h + (1 - s) * c, rtol=1e-5, atol=1e-5)
+
+
+def test_pairwise_softplus_sum_exact_and_gradient():
+    torch.manual_seed(0)
+    z = torch.randn(3, 37, 4, dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.functional.softplus(z @ z.transpose(1, 2)).sum(dim=(1, 2))
+    torch.testing.assert_close(pairwise_softplus_sum(z), ref)
+    assert torch.autograd.gradcheck(pairwise_softplus_sum, (z,))
+    # many blocks
+    big = torch.randn(2, 700, 3, dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.functional.softplus(big @ big.transpose(1, 2)).sum(dim=(1, 2))
+    torch.testing.assert_close(pairwise_softplus_sum(big), ref)
+    w = torch.randn(2, dtype=torch.float64)
+    (g_ours,) = torch.autograd.grad((pairwise_softplus_sum(big) * w).sum(), big)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), big)
+    torch.testing.assert_close(g_ours, g_ref)
+
+
+def test_dense_reconstruction_equals_published_weighted_bce():
+    torch.manual_seed(0)
+    g = _random_graphs(n=14, t=3)
+    prep = prepare_sequence(g, "identity")
+    z = torch.randn(3, 14, 4)
+    ours = reconstruction_loss(z, prep.pos_src, prep.pos_dst, prep.pos_window, prep.pos_counts, "dense")
+    for t in range(3):
+        target = torch.from_numpy(g.to_dense(t) > 0).float() + torch.eye(14)
+        n2, pos = 14 * 14, target.sum()
+        pos_weight = (n2 - pos) / pos
+        norm = n2 / (2 * (n2 - pos))
+        logits = z[t] @ z[t].t()
+        ref = norm * torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+        torch.testing.assert_close(ours[t], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_sampled_reconstruction_estimates_dense():
+    torch.manual_seed(0)
+    g = _random_graphs(n=40, t=2, p=0.1)
+    prep = prepare_sequence(g, "identity")
+    z = torch.randn(2, 40, 3) * 0.7
+    dense = reconstruction_loss(z, prep.pos_src, prep.pos_dst, prep.pos_window, prep.pos_counts, "dense")
+    sampler = NegativeSampler(prep.edge_index_with_loops, 40, ratio=20.0, seed=1)
+    draws = []
+    for _ in range(20):
+        neg = sampler.sample()
+        # negatives are never positives (nor self-loops)
+        pos_keys = set((prep.pos_src * 1000 + prep.pos_dst).tolist())
+        assert not pos_keys & set((neg[0] * 1000 + neg[1]).tolist())
+        draws.append(reconstruction_loss(z, prep.pos_src, prep.pos_dst, prep.pos_window, prep.pos_counts, "sampled", neg))
+    torch.testing.assert_close(torch.stack(draws).mean(0), dense, rtol=0.03, atol=0.0)
+
+
+def test_negative_sampler_reproducible_and_isolated():
+    import random
+
+    g = _random_graphs(n=20, t=2)
+    prep = prepare_sequence(g, "identity")
+    random.seed(123)
+    expected_next = random.random()
+    random.seed(123)
+    a = NegativeSampler(prep.edge_index_with_loops, 20, seed=5).sample()
+    b = NegativeSampler(prep.edge_index_with_loops, 20, seed=5).sample()
+    assert random.random() == expected_next  # the global generator is untouched
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+
+
+def test_kl_normal_matches_torch_distributions():
+    torch.manual_seed(0)
+    mq, mp = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+    sq, sp = torch.rand(2, 5, 3) + 0.2, torch.rand(2, 5, 3) + 0.2
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mq, sq), torch.distributions.Normal(mp, sp))
+    torch.testing.assert_close(kl_normal(mq, sq, mp, sp), ref.sum(2).mean(1) / 5, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- whole model
+@pytest.mark.parametrize(
+    "kind, mode, history, layers",
+    [
+        ("identity", "gated", True, 1),
+        ("adjacency", "gated", False, 2),
+        ("graph", "published", True, 1),
+        ("identity", "published", False, 2),
+    ],
+)
+def test_every_parameter_gets_gradient_and_changes(kind, mode, history, layers):
+    torch.manual_seed(0)
+    g = _random_graphs(n=12, t=4, features=True)
+    wired = mode == "published" and history
+    prep = prepare_sequence(g, kind, wired_history_node=wired)
+    module = TAVRNNModule(
+        prep.n_features, kind, h_dim=8, z_dim=4, n_layers=layers, attention_mode=mode, history_node=history,
+        wired_index=12 if wired else None,
+    )
+    before = {k: v.detach().clone() for k, v in module.named_parameters()}
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
+    _loss(module, prep).backward()
+    for name, p in module.named_parameters():
+        assert p.grad is not None, name
+        assert torch.count_nonzero(p.grad) > 0, name
+    opt.step()
+    for name, p in module.named_parameters():
+        assert not torch.equal(p.detach(), before[name]), name
+    # every GCN of the graph GRU is registered (the published code kept them in Python lists)
+    names = {n for n, _ in module.named_parameters()}
+    assert {"rnn.cells.0.lin_x.weight", "rnn.cells.0.lin_h.weight", "rnn.cells.0.lin_hc.weight"} <= names
+
+
+def test_attention_false_is_vgrnn():
+    g = _random_graphs(n=12, t=4)
+    prep = prepare_sequence(g, "identity")
+    torch.manual_seed(3)
+    plain = TAVRNNModule(prep.n_features, "identity", h_dim=8, z_dim=4, attention=False)
+    torch.manual_seed(3)
+    vgrnn = VGRNN(prep.n_features, "identity", h_dim=8, z_dim=4)
+    assert plain.state_dict().keys() == vgrnn.state_dict().keys()
+    for (k, a), b in zip(plain.state_dict().items(), vgrnn.state_dict().values()):
+        assert torch.equal(a, b), k
+    out_a = plain(prep, sample=True, generator=torch.Generator().manual_seed(1))
+    out_b = vgrnn(prep, sample=True, generator=torch.Generator().manual_seed(1))
+    assert out_a.attention is None and out_b.attention is None
+    assert torch.equal(out_a.z, out_b.z) and torch.equal(out_a.prior_mu, out_b.prior_mu)
+    # with attention, the shared layers start from the same values for the same seed
+    torch.manual_seed(3)
+    attn = TAVRNNModule(prep.n_features, "identity", h_dim=8, z_dim=4, attention=True)
+    for k, v in vgrnn.state_dict().items():
+        assert torch.equal(attn.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize("mode", ["gated", "published"])
+@pytest.mark.parametrize("window", [None, 1, 2, 3])
+def test_attention_weights_rows_sum_to_one_inside_window(mode, window):
+    torch.manual_seed(0)
+    g = _random_graphs(n=10, t=6)
+    wired = mode == "published"
+    prep = prepare_sequence(g, "identity", wired_history_node=wired)
+    module = TAVRNNModule(
+        prep.n_features, "identity", h_dim=8, z_dim=4, attention_mode=mode, attention_window=window,
+        wired_index=10 if wired else None,
+    )
+    att = module(prep, sample=False).attention
+    assert att.shape == (6, 6)
+    torch.testing.assert_close(att.sum(1), torch.ones(6))
+    w = 6 if window is None else window
+    for t in range(6):
+        for s in range(6):
+            if s > t or s <= t - w:
+                assert att[t, s] == 0
+            else:
+                assert att[t, s] > 0
+    assert att[0, 0] == 1
+
+
+def test_attention_window_one_gated_mixes_only_current_state():
+    # with window 1 the attended value is V H~_t (V = identity at initialisation): H_t = H~_t
+    torch.manual_seed(0)
+    att = TemporalAttention(4, n_layers=1, mode="gated", window=1)
+    memory = att.initial_state(5, torch.device("cpu"))
+    h = [torch.randn(5, 4)]
+    out, weights = att(h, memory)
+    torch.testing.assert_close(out[0], h[0])
+    assert weights.tolist() == [1.0]
+
+
+def test_identity_features_scale_without_dense_matrix():
+    g = GraphSequence([np.array([[0, 1], [1, 0]]), np.zeros((2, 0), dtype=np.int64)], num_nodes=20000)
+    prep = prepare_sequence(g, "identity")
+    assert prep.features is None and prep.n_features == 20000
+    module = TAVRNNModule(prep.n_features, "identity", h_dim=4, z_dim=2, attention=False)
+    neg = NegativeSampler(prep.edge_index_with_loops, prep.n_total, seed=0).sample()
+    _loss(module, prep, "sampled", neg).backward()
+
+
+def test_edge_weights_change_normalisation_and_must_be_non_negative():
+    g = _random_graphs(n=8, t=2, weighted=True)
+    binary = prepare_sequence(g, "identity", use_edge_weight=False)
+    weighted = prepare_sequence(g, "identity", use_edge_weight=True)
+    assert not torch.allclose(binary.adjacency[0].to_dense(), weighted.adjacency[0].to_dense())
+    bad = GraphSequence.from_adjacency(-g.to_dense())
+    with pytest.raises(ValueError, match="negative edge weights"):
+        prepare_sequence(bad, "identity", use_edge_weight=True)
+    assert prepare_sequence(bad, "identity", use_edge_weight=False).n_windows == 2
+
+
+def test_wired_history_node_is_connected_to_every_node():
+    g = _random_graphs(n=7, t=2)
+    prep = prepare_sequence(g, "adjacency", wired_history_node=True)
+    assert prep.n_total == 8 and prep.n_features == 8
+    a = prep.adjacency[0].to_dense()
+    assert torch.all(a[7] > 0) and torch.all(a[:, 7] > 0)
+    feats = prep.features[0].to_dense()
+    assert torch.all(feats[7] == 1)
+
+
+def test_empty_windows_and_feature_shape_errors():
+    g = GraphSequence.from_adjacency([np.zeros((6, 6)), np.zeros((6, 6))])
+    prep = prepare_sequence(g, "adjacency")
+    module = TAVRNNModule(prep.n_features, "adjacency", h_dim=4, z_dim=2)
+    assert torch.isfinite(_loss(module, prep))
+    with pytest.raises(ValueError, match="node feature array"):
+        prepare_sequence(g, "array", feature_array=np.ones((5, 3)))
+    with pytest.raises(ValueError, match="node feature array"):
+        prepare_sequence(g, "array", feature_array=np.ones((3, 6, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        prepare_sequence(g, "array", feature_array=np.full((6, 3), np.nan))
