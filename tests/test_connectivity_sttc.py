@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spikeinterface_tavrnn.connectivity import compute_connectivity, sttc_matrices
-from spikeinterface_tavrnn.connectivity.binning import window_samples
+from spikeinterface_tavrnn.connectivity.binning import regular_grid, window_samples
 from spikeinterface_tavrnn.spiketrains import SpikeTrains
 from spikeinterface_tavrnn.windows import Windows, sliding_windows
 
@@ -195,13 +195,20 @@ def test_shift_invariance_and_elephant_drift():
     assert max(drift) > 0.05  # Elephant's window grew by 1e-5 * 1000 s = 10 ms
 
 
-def test_parallel_chunks_equal_one_window_at_a_time():
+@pytest.mark.parametrize("dt_ms, start, size, step", [(5.0, 0.0, 1.0, 0.25), (60.0, 0.35, 1.5, 0.6),
+                                                      (300.0, 1.0, 2.0, 1.0)])  # fmt: skip
+def test_shared_blocks_equal_one_window_at_a_time(dt_ms, start, size, step):
+    """Sliding windows share per-block counts and correct their edges; it must equal each window on its own."""
     spikes = _synthetic(seed=7, n_units=11)
-    windows = sliding_windows(0.0, 8.0, 1.0, 0.25)
-    all_at_once, _ = sttc_matrices(spikes, windows, verbose=False, dtype=np.float64)
-    one_by_one = np.concatenate([sttc_matrices(spikes, windows[t], verbose=False, dtype=np.float64)[0]
+    windows = sliding_windows(start, 8.0, size, step)
+    assert regular_grid(*window_samples(spikes, windows)) is not None
+    all_at_once, _ = sttc_matrices(spikes, windows, dt_ms=dt_ms, verbose=False, dtype=np.float64)
+    one_by_one = np.concatenate([sttc_matrices(spikes, windows[t], dt_ms=dt_ms, verbose=False, dtype=np.float64)[0]
                                  for t in range(len(windows))])  # fmt: skip
     np.testing.assert_array_equal(all_at_once, one_by_one)
+    w0, w1 = window_samples(spikes, windows)
+    ref = sttc_reference_matrices(spikes, w0, w1, int(round(dt_ms * 10)))
+    np.testing.assert_allclose(all_at_once, ref, rtol=0, atol=1e-12)
 
 
 def test_whole_recording_when_windows_none():

@@ -84,6 +84,24 @@ def window_spike_counts(spikes: SpikeTrains, windows: Windows) -> np.ndarray:
     return hi - lo
 
 
+def regular_grid(w0: np.ndarray, w1: np.ndarray) -> tuple[int, int, int] | None:
+    """``(block, blocks_per_window, blocks_per_step)`` in samples when the windows are a regular overlapping grid.
+
+    Windows of equal length ``size`` starting every ``step < size`` samples are unions of consecutive blocks of
+    ``gcd(size, step)`` samples; per-block results can then be computed once and shared by the windows that
+    contain the block. None otherwise (one window, unequal lengths or steps, no overlap).
+    """
+    if len(w0) < 2:
+        return None
+    lengths = w1 - w0
+    steps = np.diff(w0)
+    if np.any(lengths != lengths[0]) or np.any(steps != steps[0]) or not 0 < steps[0] < lengths[0]:
+        return None
+    size, step = int(lengths[0]), int(steps[0])
+    block = math.gcd(size, step)
+    return block, size // block, step // block
+
+
 def check_positive_ms(name: str, value: float) -> float:
     """A finite positive duration in milliseconds, or a clear error."""
     if isinstance(value, (str, bytes, bool, np.bool_)):

@@ -180,14 +180,18 @@ def run_estimator(
     expected = (len(windows), spikes.num_units, spikes.num_units)
     if matrices.shape != expected:
         raise ValueError(f"Estimator {estimator.name!r} returned shape {matrices.shape}, expected {expected}.")
-    if not np.all(np.isfinite(matrices)):
-        raise ValueError(
-            f"Estimator {estimator.name!r} returned NaN or infinite values; an estimator must define every value "
-            "(e.g. 0 for pairs with a silent unit)."
-        )
-    asymmetry = float(np.max(np.abs(matrices - np.swapaxes(matrices, 1, 2)))) if matrices.size else 0.0
-    if asymmetry > 1e-6 * max(1.0, float(np.max(np.abs(matrices)))):
-        raise ValueError(f"Estimator {estimator.name!r} returned non-symmetric matrices (max asymmetry {asymmetry}).")
+    for t, matrix in enumerate(matrices):  # one window at a time: no temporary as large as the output
+        if not np.all(np.isfinite(matrix)):
+            raise ValueError(
+                f"Estimator {estimator.name!r} returned NaN or infinite values (window {t}); an estimator must "
+                "define every value (e.g. 0 for pairs with a silent unit)."
+            )
+        asymmetry = float(np.max(np.abs(matrix - matrix.T))) if matrix.size else 0.0
+        if asymmetry > 1e-6 * max(1.0, float(np.max(np.abs(matrix)))):
+            raise ValueError(
+                f"Estimator {estimator.name!r} returned a non-symmetric matrix in window {t} (max asymmetry "
+                f"{asymmetry})."
+            )
     return matrices, dict(extra or {})
 
 

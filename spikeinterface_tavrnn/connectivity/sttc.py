@@ -56,12 +56,13 @@ from numba import njit, prange
 
 from ..spiketrains import SpikeTrains
 from ..windows import Windows
-from .binning import check_positive_ms, stable_time_order, unit_window_bounds, window_samples
+from .binning import check_positive_ms, regular_grid, stable_time_order, unit_window_bounds, window_samples
 
 __all__ = ["sttc_matrices", "sttc_matrices_elephant", "dt_to_samples"]
 
 # float32 holds every integer up to 2**24 exactly: coincidence counts are accumulated in the output array itself.
 _FLOAT32_EXACT_COUNT = 2**24
+_BLOCK_CACHE_BYTES = 512 * 2**20
 
 
 def dt_to_samples(dt_ms: float, sampling_frequency: float) -> int:
@@ -84,7 +85,7 @@ def dt_to_samples(dt_ms: float, sampling_frequency: float) -> int:
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _sttc_counts(unit_samples, pos, unit_of, merged_samples, merged_units, w0, w1, mlo, mhi, ulo, uhi, dt, out, cover):
+def _sttc_counts(unit_samples, pos, merged_samples, merged_units, w0, w1, mlo, mhi, ulo, uhi, dt, out, cover):
     """Coincidence counts into ``out[t, a, b]`` (spikes of a with a b spike within dt) and covered samples."""
     n_windows = w0.size
     n_units = ulo.shape[1]
@@ -121,6 +122,96 @@ def _sttc_counts(unit_samples, pos, unit_of, merged_samples, merged_units, w0, w
                     row[b] += 1
                 k += 1
         covered += min(w1[t] - unit_samples[hi - 1], dt)
+        cover[t, a] = covered
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _sttc_block_counts(unit_samples, pos, merged_samples, merged_units, blo, bhi, dt, out):
+    """Counts of the spikes of block ``[blo[a], bhi[a])`` of each unit ``a`` against *all* spikes of the recording.
+
+    ``out[a, b] += 1`` per spike of ``a`` with a spike of ``b`` within dt, whichever window that spike is in: the
+    windows made of this block correct their edges with :func:`_sttc_edge_correction`.
+    """
+    n_units = blo.size
+    n_total = merged_samples.size
+    for a in prange(n_units):
+        row = out[a]
+        last_seen = np.full(n_units, -1, dtype=np.int64)
+        for i in range(blo[a], bhi[a]):
+            s = unit_samples[i]
+            p = pos[i]
+            k = p - 1
+            while k >= 0 and merged_samples[k] >= s - dt:
+                b = merged_units[k]
+                if last_seen[b] != i:
+                    last_seen[b] = i
+                    row[b] += 1
+                k -= 1
+            k = p + 1
+            while k < n_total and merged_samples[k] <= s + dt:
+                b = merged_units[k]
+                if last_seen[b] != i:
+                    last_seen[b] = i
+                    row[b] += 1
+                k += 1
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _sttc_edge_correction(unit_samples, pos, merged_samples, merged_units, w0, w1, ulo, uhi, dt, out):
+    """Remove from the counts of one window the partners that lie only outside it (spikes within dt of an edge)."""
+    n_units = ulo.size
+    n_total = merged_samples.size
+    for a in prange(n_units):
+        row = out[a]
+        seen_any = np.full(n_units, -1, dtype=np.int64)
+        seen_inside = np.full(n_units, -1, dtype=np.int64)
+        partners = np.empty(n_units, dtype=np.int64)
+        for i in range(ulo[a], uhi[a]):
+            s = unit_samples[i]
+            if w0 + dt <= s < w1 - dt:
+                continue  # its whole neighbourhood is inside the window
+            n_partners = 0
+            p = pos[i]
+            k = p - 1
+            while k >= 0 and merged_samples[k] >= s - dt:
+                b = merged_units[k]
+                if seen_any[b] != i:
+                    seen_any[b] = i
+                    partners[n_partners] = b
+                    n_partners += 1
+                if merged_samples[k] >= w0:
+                    seen_inside[b] = i
+                k -= 1
+            k = p + 1
+            while k < n_total and merged_samples[k] <= s + dt:
+                b = merged_units[k]
+                if seen_any[b] != i:
+                    seen_any[b] = i
+                    partners[n_partners] = b
+                    n_partners += 1
+                if merged_samples[k] < w1:
+                    seen_inside[b] = i
+                k += 1
+            for j in range(n_partners):
+                if seen_inside[partners[j]] != i:
+                    row[partners[j]] -= 1
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _sttc_cover(unit_samples, w0, w1, ulo, uhi, dt, cover):
+    """Samples of each window covered by ``[s - dt, s + dt]`` around each unit's spikes (union, clipped)."""
+    n_windows, n_units = ulo.shape
+    for item in prange(n_windows * n_units):
+        t = item // n_units
+        a = item - t * n_units
+        lo = ulo[t, a]
+        hi = uhi[t, a]
+        if hi <= lo:
+            cover[t, a] = 0
+            continue
+        covered = min(unit_samples[lo] - w0[t], dt) + min(w1[t] - unit_samples[hi - 1], dt)
+        for i in range(lo + 1, hi):
+            covered += min(unit_samples[i] - unit_samples[i - 1], 2 * dt)
         cover[t, a] = covered
 
 
@@ -243,14 +334,42 @@ def sttc_matrices(
         work_dtype = np.dtype(np.float64)
     out = np.zeros((n_windows, n_units, n_units), dtype=work_dtype)
     cover = np.zeros((n_windows, n_units), dtype=np.int64)
+    grid = regular_grid(w0, w1)
+    if grid is not None and (grid[1] + 1) * n_units**2 * work_dtype.itemsize > _BLOCK_CACHE_BYTES:
+        grid = None
     with tqdm(total=n_windows, desc="sttc", unit="window", disable=not verbose) as bar:
-        for chunk in _window_chunks(n_windows, n_units):
-            _sttc_counts(
-                samples, pos, unit_of, merged_samples, merged_units, w0[chunk], w1[chunk], mlo[chunk], mhi[chunk],
-                ulo[chunk], uhi[chunk], dt, out[chunk], cover[chunk],
-            )  # fmt: skip
-            _sttc_finalize(out[chunk], n_spikes[chunk], cover[chunk], lengths[chunk])
-            bar.update(chunk.stop - chunk.start)
+        if grid is None:
+            for chunk in _window_chunks(n_windows, n_units):
+                _sttc_counts(
+                    samples, pos, merged_samples, merged_units, w0[chunk], w1[chunk], mlo[chunk], mhi[chunk],
+                    ulo[chunk], uhi[chunk], dt, out[chunk], cover[chunk],
+                )  # fmt: skip
+                _sttc_finalize(out[chunk], n_spikes[chunk], cover[chunk], lengths[chunk])
+                bar.update(chunk.stop - chunk.start)
+        else:
+            # Overlapping sliding windows: count each block of gcd(size, step) samples once, against all spikes;
+            # a window is the sum of its blocks minus the partners that lie outside it (near its edges only).
+            block, per_window, per_step = grid
+            ring = np.zeros((per_window, n_units, n_units), dtype=work_dtype)
+            edges = w0[0] + block * np.arange((n_windows - 1) * per_step + per_window + 1)
+            blo, bhi = unit_window_bounds(spikes, edges[:-1], edges[1:])
+            next_block = 0
+            for t in range(n_windows):
+                while next_block < t * per_step + per_window:
+                    slot = ring[next_block % per_window]
+                    slot[:] = 0
+                    _sttc_block_counts(
+                        samples, pos, merged_samples, merged_units, blo[next_block], bhi[next_block], dt, slot
+                    )
+                    next_block += 1
+                np.sum(ring, axis=0, out=out[t])
+                _sttc_edge_correction(
+                    samples, pos, merged_samples, merged_units, w0[t], w1[t], ulo[t], uhi[t], dt, out[t]
+                )
+                bar.update(1)
+            del ring
+            _sttc_cover(samples, w0, w1, ulo, uhi, dt, cover)
+            _sttc_finalize(out, n_spikes, cover, lengths)
     if out.dtype != dtype:
         out = out.astype(dtype)
     return out, {"dt_samples": dt}
