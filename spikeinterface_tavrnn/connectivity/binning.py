@@ -68,7 +68,7 @@ def window_samples(spikes: SpikeTrains, windows: Windows) -> tuple[np.ndarray, n
 
 def unit_window_bounds(spikes: SpikeTrains, w0: np.ndarray, w1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Absolute index ranges ``[lo, hi)`` into ``spikes.to_concatenated()[0]`` of each unit in each window, (T, N)."""
-    _, offsets = spikes.to_concatenated()
+    offsets = np.concatenate([[0], np.cumsum(spikes.spike_counts)])
     lo = np.empty((w0.size, spikes.num_units), dtype=np.int64)
     hi = np.empty_like(lo)
     for a, train in enumerate(spikes.spike_samples):
@@ -197,8 +197,9 @@ def stable_time_order(samples):
         return order
     lo = samples.min()
     keys = samples - lo
+    span = keys.max()
     total_bits = 1
-    while (keys.max() >> total_bits) > 0:
+    while (span >> total_bits) > 0:
         total_bits += 1
     n_passes = (total_bits + 15) // 16
     bits = (total_bits + n_passes - 1) // n_passes
