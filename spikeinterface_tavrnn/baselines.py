@@ -28,7 +28,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-__all__ = ["METHODS", "embed", "align_embeddings", "spectral_embedding_window"]
+__all__ = ["METHODS", "embed", "align_embeddings", "graph_stats", "spectral_embedding_window"]
 
 METHODS = ("connectivity_pca", "graph_stats", "spectral", "vgae", "vgrnn", "tavrnn", "tavrnn_window")
 

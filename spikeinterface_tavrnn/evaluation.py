@@ -347,24 +347,28 @@ def _cv_predict(x: np.ndarray, y: np.ndarray, splits, C: float, max_iter: int) -
     return pred, fold
 
 
-def _classification_scores(y: np.ndarray, pred: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
+def _classification_scores(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy, balanced accuracy and macro precision / recall / F1 from the confusion matrix.
 
+    Same values as scikit-learn's ``accuracy_score``, ``balanced_accuracy_score`` and
+    ``precision_recall_fscore_support(average="macro", labels=range(n_classes), zero_division=0)`` (checked in the
+    tests), computed directly because the permutation null calls this thousands of times.
+    """
     tested = pred >= 0
     y, pred = y[tested], pred[tested]
-    p, r, f, _ = precision_recall_fscore_support(y, pred, labels=labels, average="macro", zero_division=0)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a class absent from y_true: balanced accuracy warns, value is fine
-            bal = balanced_accuracy_score(y, pred)
+    cm = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp = np.diag(cm).astype(np.float64)
+    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(support > 0, tp / support, 0.0)
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(bal),
-        "precision": float(p),
-        "recall": float(r),
-        "f1": float(f),
+        "accuracy": float(tp.sum() / max(cm.sum(), 1)),
+        "balanced_accuracy": float(recall[support > 0].mean()),  # classes absent from y_true are left out
+        "precision": float(precision.mean()),
+        "recall": float(recall.mean()),
+        "f1": float(f1.mean()),
     }
 
 
@@ -434,6 +438,8 @@ def classify_windows(
     >>> res.accuracy > 0.9, res.p_value < 0.05
     (True, True)
     """
+    from threadpoolctl import threadpool_limits
+
     x = window_vectors(embeddings_or_features, readout)
     n = x.shape[0]
     if labels is None:
@@ -459,8 +465,10 @@ def classify_windows(
 
     def run(y_perm: np.ndarray) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
         splits = window_splits(n, n_splits, gap, groups=groups, labels=y_perm, order=order)
-        pred, fold = _cv_predict(x, y_perm, splits, C=C, max_iter=1000)
-        return _classification_scores(y_perm, pred, np.arange(classes.size)), pred, fold
+        # Many fits of a tiny (T x d) logistic regression: threads only add start-up and contention costs.
+        with threadpool_limits(limits=1):
+            pred, fold = _cv_predict(x, y_perm, splits, C=C, max_iter=1000)
+        return _classification_scores(y_perm, pred, classes.size), pred, fold
 
     scores, pred, fold = run(y)
 
@@ -515,6 +523,49 @@ def classify_windows(
 
 
 # ============================================================================================== node clustering
+def _silhouettes(dist: np.ndarray, labelings: np.ndarray, n_groups: int, chunk: int = 64) -> np.ndarray:
+    """Mean silhouette (Rousseeuw 1987) of many labelings of the same points, from their distance matrix.
+
+    Same definition as :func:`sklearn.metrics.silhouette_score` (members of singleton groups score 0), vectorised over
+    labelings so that a permutation null costs matrix products rather than one full pass per permutation.
+
+    Parameters
+    ----------
+    dist : np.ndarray, shape (N, N)
+    labelings : np.ndarray of int, shape (P, N)
+        Codes in ``0 .. n_groups - 1``.
+    n_groups : int
+
+    Returns
+    -------
+    np.ndarray, shape (P,)
+    """
+    n = dist.shape[0]
+    out = np.empty(labelings.shape[0])
+    for start in range(0, labelings.shape[0], chunk):
+        lab = labelings[start : start + chunk]  # (P, N)
+        onehot = np.zeros((lab.shape[0], n, n_groups))
+        np.put_along_axis(onehot, lab[:, :, None], 1.0, axis=2)
+        sums = np.matmul(dist[None], onehot)  # (P, N, K): summed distance of each point to each group
+        counts = onehot.sum(axis=1)  # (P, K)
+        own = np.take_along_axis(sums, lab[:, :, None], axis=2)[..., 0]
+        own_count = np.take_along_axis(counts, lab, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = own / (own_count - 1)
+            mean_other = sums / counts[:, None, :]
+        np.put_along_axis(mean_other, lab[:, :, None], np.inf, axis=2)
+        mean_other[np.broadcast_to(counts[:, None, :] == 0, mean_other.shape)] = np.inf
+        b = mean_other.min(axis=2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sil = (b - a) / np.maximum(a, b)
+        sil[(own_count <= 1) | ~np.isfinite(sil)] = 0.0
+        n_present = (counts > 0).sum(axis=1)
+        res = sil.mean(axis=1)
+        res[(n_present < 2) | (n_present > n - 1)] = np.nan  # silhouette needs 2 <= groups <= N - 1
+        out[start : start + chunk] = res
+    return out
+
+
 @dataclass
 class ClusteringResult:
     """k-means clusters of node embeddings against known node groups, per window, with a node-label null.
@@ -586,7 +637,8 @@ def cluster_nodes(
     (1.0, True)
     """
     from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    from threadpoolctl import threadpool_limits
 
     z = np.asarray(embeddings, dtype=np.float64)
     if z.ndim == 2:
@@ -613,26 +665,23 @@ def cluster_nodes(
     null = {m: np.full((n_permutations, n_windows), np.nan) for m in CLUSTERING_METRICS}
     cluster_labels = np.full((n_windows, n_nodes), -1, dtype=np.int64)
 
-    def sil(dist: np.ndarray, lab: np.ndarray) -> float:
-        try:
-            return float(silhouette_score(dist, lab, metric="precomputed"))
-        except ValueError:
-            return float("nan")
-
     for t in _progress(range(n_windows), verbose, "windows"):
         zt = z[t]
         if np.unique(zt, axis=0).shape[0] < k:
             continue  # fewer distinct points than clusters: nothing to score
-        clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(zt)
+        # Single-threaded k-means: on problems this small, OpenMP threads cost far more than they save (100x slower
+        # measured on a busy 2-core machine).
+        with threadpool_limits(limits=1, user_api="openmp"):
+            clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(zt)
         cluster_labels[t, keep] = clusters
         dist = cdist(zt, zt)
         scores["ari"][t] = adjusted_rand_score(y, clusters)
         scores["nmi"][t] = normalized_mutual_info_score(y, clusters)
-        scores["silhouette"][t] = sil(dist, y)
+        scores["silhouette"][t] = _silhouettes(dist, y[None], n_groups)[0]
+        null["silhouette"][:, t] = _silhouettes(dist, perms, n_groups)
         for i, yp in enumerate(perms):
             null["ari"][i, t] = adjusted_rand_score(yp, clusters)
             null["nmi"][i, t] = normalized_mutual_info_score(yp, clusters)
-            null["silhouette"][i, t] = sil(dist, yp)
     p_values = {
         m: np.array([permutation_p_value(scores[m][t], null[m][:, t]) for t in range(n_windows)])
         for m in CLUSTERING_METRICS
@@ -772,7 +821,8 @@ def region_alignment(
     * energy distance (Szekely & Rizzo 2004), see :func:`energy_distance`: zero iff the two distributions are
       equal, sensitive to any difference in location, spread or shape.
 
-    Correlation with behaviour: Spearman ``rho`` between each distance series and the behavioural score per window.
+    Correlation with behaviour (windows must be in time order): Spearman ``rho`` between each distance series and the
+    behavioural score per window.
     Its null comes from circular shifts of the behaviour series: windows and behaviour are both autocorrelated
     (sliding windows overlap, performance drifts), and a random shuffle would destroy that autocorrelation and give
     a null far too narrow (spurious "significant" correlations between two smooth series). A circular shift keeps

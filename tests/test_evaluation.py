@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import scipy.spatial.distance
 import scipy.stats
 
 from spikeinterface_tavrnn.evaluation import (
@@ -402,3 +403,36 @@ def test_link_scores_with_the_real_estimator():
     table = link_scores(model, graphs, seeds=[0, 1])
     assert table.rows and all(r["n_seeds"] == 2 for r in table.rows)
     assert any("auc" in r["metric"].lower() for r in table.rows)
+
+
+def test_vectorised_silhouette_matches_sklearn():
+    from sklearn.metrics import silhouette_score
+
+    from spikeinterface_tavrnn.evaluation import _silhouettes
+
+    rng = np.random.default_rng(5)
+    pts = rng.normal(size=(30, 3))
+    dist = scipy.spatial.distance.cdist(pts, pts)
+    labelings = np.array([rng.integers(0, 4, size=30) for _ in range(5)] + [np.r_[0, np.ones(29, int)]])
+    expected = [silhouette_score(dist, lab, metric="precomputed") for lab in labelings]
+    np.testing.assert_allclose(_silhouettes(dist, labelings, 4), expected, atol=1e-12)
+    assert np.isnan(_silhouettes(dist, np.zeros((1, 30), int), 4)[0])
+
+
+def test_classification_metrics_match_sklearn():
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
+
+    from spikeinterface_tavrnn.evaluation import _classification_scores
+
+    rng = np.random.default_rng(6)
+    for n_classes in (2, 3, 4):
+        y = rng.integers(0, n_classes, size=40)
+        pred = np.where(rng.random(40) < 0.5, y, rng.integers(0, n_classes, size=40))
+        pred[pred == n_classes - 1] = 0  # a class never predicted: zero_division paths
+        got = _classification_scores(y, pred, n_classes)
+        p, r, f, _ = precision_recall_fscore_support(
+            y, pred, labels=np.arange(n_classes), average="macro", zero_division=0
+        )
+        assert got["accuracy"] == pytest.approx(accuracy_score(y, pred))
+        assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx((p, r, f))
