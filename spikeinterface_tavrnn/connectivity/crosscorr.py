@@ -290,7 +290,8 @@ def crosscorr_matrices_elephant(
     the rule of :func:`crosscorr_matrices`, and units with a constant binned train get 0 (Elephant divides by 0).
 
     .. warning::
-       Slow: about 6 ms per pair and window (about 50 min for 1,024 units in one window).
+       Slow: 6-26 ms per pair and window (1 ms bins, 120 s, binning included; measured by
+       ``benchmarks/bench_connectivity.py``), i.e. about 1-4 h per window for 1,024 units.
     """
     import neo
     import quantities as pq

@@ -270,7 +270,7 @@ def pearson_matrices_elephant(
 
     Each window's spikes (the same half-open selection as :func:`pearson_matrices`) become Neo spike trains on
     ``[w0 / fs, w1 / fs]``; Elephant's NaN rows of silent units are replaced by 0 and their diagonal by 0, as in
-    :func:`pearson_matrices`. About 0.4 s per window for 1,024 units.
+    :func:`pearson_matrices`. About 0.4-6 s per 120 s window for 1,024 units (50 ms bins; slower on a busy machine).
     """
     import neo
     import quantities as pq

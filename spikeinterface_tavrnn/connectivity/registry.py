@@ -219,9 +219,10 @@ def compute_connectivity(
         ``binary=True``, ``peak="abs"``) or any name added with :func:`register_estimator`.
     backend : "fast" | "elephant", default: "fast"
         ``"fast"``: this package's numba/BLAS implementation. ``"elephant"``: the same measure through Elephant's
-        own functions (pairwise where Elephant is pairwise): the reference, for cross-checks, and slow (STTC about
-        30 min and crosscorr about 50 min per window at 1,024 units). The two agree except where Elephant is
-        inexact: its STTC coincidence window grows with absolute time (see :mod:`.sttc`).
+        own functions (pairwise where Elephant is pairwise): the reference, for cross-checks, and slow (at 1,024
+        units and 120 s windows: STTC and crosscorr about an hour or more per window, Pearson a few seconds).
+        The two agree except where Elephant is inexact: its STTC coincidence window grows with absolute time
+        (see :mod:`.sttc`).
     verbose : bool, default: True
         Progress bars.
     **params
