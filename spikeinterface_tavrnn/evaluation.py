@@ -64,7 +64,8 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     (ddof=1): the interval for the expected score over seeds, assuming roughly normal seed-to-seed variation. With a
     handful of seeds a bootstrap interval would be too narrow, the t interval is the honest small-sample choice. NaN
     values are dropped; with fewer than two values the bounds are NaN; with zero spread the interval collapses on the
-    mean (a deterministic method).
+    mean (a deterministic method). Bounds are not clipped to a score's range: with two or three seeds a wide interval
+    reaching past 0 or 1 is the honest answer.
 
     Parameters
     ----------
@@ -1103,7 +1104,8 @@ def compare_methods(
         Extra options per method, e.g. ``{"tavrnn": {"epochs": 200}, "vgae": {"epochs": 50}}``.
     readout, n_splits, gap, groups, n_permutations :
         Passed to :func:`classify_windows` (``n_permutations`` also to :func:`cluster_nodes`; 0 by default, since the
-        comparison is between methods; when > 0 a ``p_value`` row is added).
+        comparison is between methods; when > 0 ``p_value`` rows are added, whose mean over seeds is a summary, not
+        itself a p-value).
     confidence : float, default: 0.95
     embed_fn : callable or None, default: None
         Replacement for :func:`~spikeinterface_tavrnn.baselines.embed` with the same signature (to add a method).
