@@ -141,3 +141,18 @@ def test_bad_bins(bin_ms, error):
     spikes = _spikes()
     with pytest.raises(error):
         compute_connectivity(spikes, sliding_windows(0, 60, 20), method="pearson", bin_ms=bin_ms, verbose=False)
+
+
+def test_non_integer_bin_width_matches_elephant():
+    """At 32 kHz a 1.1 ms bin is 35.2 samples: binning uses float edges with Elephant's rounding tolerance."""
+    rng = np.random.default_rng(5)
+    fs = 32000.0
+    trains = [np.sort(rng.integers(0, int(20 * fs), 300)) for _ in range(6)]
+    trains[1] = np.sort(np.concatenate([trains[0][:150] + 20, trains[1][:100]]))
+    spikes = SpikeTrains(trains, fs, 0.0, 20.0, np.arange(6))
+    windows = sliding_windows(0.0, 20.0, 8.8, 4.4)
+    fast, extra = pearson_matrices(spikes, windows, bin_ms=1.1, verbose=False, dtype=np.float64)
+    ref, ref_extra = pearson_matrices_elephant(spikes, windows, bin_ms=1.1, verbose=False, dtype=np.float64)
+    np.testing.assert_array_equal(extra["n_bins"], ref_extra["n_bins"])
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
+    assert fast[0, 0, 1] > 0.3
