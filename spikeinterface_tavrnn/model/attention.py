@@ -15,10 +15,12 @@ Two modes:
     ``a_t = sum_s alpha_ts V H_s``, ``g = sigmoid(W_g [H~_t || a_t] + b_g)``, ``H_t = H~_t + g * (a_t - H~_t)``,
     with ``V`` initialised to the identity and ``b_g`` to -2 (g ~ 0.12): the model starts close to the plain graph
     GRU (VGRNN) and learns per node and channel how much history to mix in, so attention can only add information.
-    The history node is a *readout* node: its own GRU state, updated from the mean of all node states, which
-    receives from every node but sends nothing into the GCN neighbourhoods (a node wired to every node gives every
-    pair of nodes a common neighbour, which flattens the neighbourhoods the decoder has to reconstruct).
-    Without a history node the summary is the mean over nodes.
+    The history node is a *readout* node: it receives from every node through learned attention pooling
+    (``s = sum_i softmax_i(w . h_i + b) h_i``, initialised to the mean) and sends nothing into the GCN
+    neighbourhoods (a node wired to every node gives every pair of nodes a common neighbour, which flattens the
+    neighbourhoods the decoder has to reconstruct). Without a history node the summary is the mean over nodes.
+    (A readout with its own recurrent state was tried and rejected: its first state, started from zero, gave a
+    distinctive key that the softmax locked onto, mixing the first window's communities into every later state.)
 """
 
 from __future__ import annotations
@@ -80,28 +82,30 @@ class TemporalAttention(nn.Module):
         self.values = nn.ModuleList([nn.Linear(d, d) for _ in range(n_layers)])
         if mode == "gated":
             self.gates = nn.ModuleList([nn.Linear(2 * d, d) for _ in range(n_layers)])
-            self.readout = nn.GRUCell(d, d) if history_node else None
+            self.readout = nn.Linear(d, 1) if history_node else None
             for value in self.values:
                 nn.init.eye_(value.weight)
                 nn.init.zeros_(value.bias)
+            if self.readout is not None:
+                nn.init.zeros_(self.readout.weight)
+                nn.init.zeros_(self.readout.bias)
             for gate in self.gates:
                 nn.init.normal_(gate.weight, std=0.01)
-                nn.init.constant_(gate.bias, -2.0)
+                nn.init.constant_(gate.bias, -4.0)
         else:
             self.gates = None
             self.readout = None
 
     def initial_state(self, n_nodes: int, device: torch.device) -> dict:
         """Empty memory at the start of a sequence."""
-        return {"keys": [], "values": [], "readout": torch.zeros(1, self.hidden_channels, device=device)}
+        return {"keys": [], "values": []}
 
-    def _summary(self, h_last: Tensor, memory: dict) -> Tensor:
+    def _summary(self, h_last: Tensor) -> Tensor:
         if self.wired_index is not None:
             return h_last[self.wired_index]
-        pooled = h_last.mean(dim=0)
         if self.readout is not None:
-            return self.readout(pooled.unsqueeze(0), memory["readout"]).squeeze(0)
-        return pooled
+            return torch.softmax(self.readout(h_last), dim=0).t().matmul(h_last).squeeze(0)
+        return h_last.mean(dim=0)
 
     def forward(self, h_tilde: list[Tensor], memory: dict) -> tuple[list[Tensor], Tensor]:
         """Attend and update the memory in place.
@@ -120,7 +124,7 @@ class TemporalAttention(nn.Module):
         weights : Tensor (n_attended,)
             Softmax weights over the attended steps, oldest first, the current step last.
         """
-        summary = self._summary(h_tilde[-1], memory)
+        summary = self._summary(h_tilde[-1])
         q = self.query(summary)
         keys = memory["keys"] + [self.key(summary)]
         values = memory["values"] + [[v(h) for v, h in zip(self.values, h_tilde)]]
@@ -138,12 +142,8 @@ class TemporalAttention(nn.Module):
                 gate = torch.sigmoid(self.gates[layer](torch.cat([h_tilde[layer], attended], dim=1)))
                 states.append(h_tilde[layer] + gate * (attended - h_tilde[layer]))
 
-        # Remember step t: its key and the values of its final state.
-        if self.mode == "gated" and self.readout is not None:
-            memory["readout"] = summary.unsqueeze(0)
-            memory["keys"].append(keys[-1])
-        else:
-            memory["keys"].append(self.key(self._summary(states[-1], memory)))
+        # Remember step t: the key and the values of its final state.
+        memory["keys"].append(self.key(self._summary(states[-1])))
         memory["values"].append([v(h) for v, h in zip(self.values, states)])
         if self.window is not None and len(memory["keys"]) > self.window:
             del memory["keys"][0], memory["values"][0]

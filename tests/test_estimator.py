@@ -1,0 +1,308 @@
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from spikeinterface_tavrnn.estimator import FORMAT_VERSION, PARITY_PRESET, TAVRNN
+from spikeinterface_tavrnn.graphs import GraphSequence
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _dynamic_sbm import dynamic_sbm  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny graphs: intra-op threads only add synchronisation, and the test machine is shared.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def small():
+    graphs, labels = dynamic_sbm(n_nodes=30, n_windows=5, n_communities=3, change_windows=(3,), seed=0)
+    return graphs
+
+
+def _fast(**kw):
+    return TAVRNN(**{"z_dim": 4, "h_dim": 8, "epochs": 5, "seed": 0, "device": "cpu", **kw})
+
+
+def test_fit_transform_shapes_and_fitted_state(small):
+    model = _fast()
+    assert model.fit(small) is model
+    emb = model.transform(small)
+    assert emb.shape == (5, 30, 4) and emb.dtype == np.float32
+    assert model.loss_history_.shape == (5,) and np.all(np.isfinite(model.loss_history_))
+    assert model.n_features_in_ == 30 and model.feature_kind_ == "identity"
+    assert model.reconstruction_ == "dense"
+    att = model.attention_weights_
+    assert att.shape == (5, 5)
+    np.testing.assert_allclose(att.sum(1), 1.0, rtol=1e-6)
+    assert np.all(np.triu(att, 1) == 0) and att[0, 0] == 1
+    # posterior means are deterministic; samples are not, but are seeded
+    np.testing.assert_array_equal(emb, model.transform(small))
+    s1, s2 = model.transform(small, sample=True, seed=1), model.transform(small, sample=True, seed=1)
+    np.testing.assert_array_equal(s1, s2)
+    assert not np.array_equal(s1, emb)
+    np.testing.assert_array_equal(model.fit_transform(small), emb)
+
+
+def test_attention_window_and_off(small):
+    model = _fast(attention_window=2).fit(small)
+    att = model.attention_weights_
+    np.testing.assert_allclose(att.sum(1), 1.0, rtol=1e-6)
+    assert np.all(np.tril(att, -2) == 0)
+    off = _fast(attention=False).fit(small)
+    assert off.attention_weights_ is None
+    assert not any(k.startswith("attention") for k in off.module_.state_dict())
+
+
+def test_transform_longer_sequence(small):
+    model = _fast().fit(small[:3])
+    emb = model.transform(small)
+    assert emb.shape == (5, 30, 4)
+    # the recurrence starts from the first window: the first windows agree with the shorter run
+    np.testing.assert_allclose(emb[:3], model.transform(small[:3]), rtol=1e-5, atol=1e-6)
+    assert model.attention_weights(small).shape == (5, 5)
+    assert model.prior_means(small).shape == (5, 30, 4)
+
+
+def test_node_feature_options(small):
+    n = small.num_nodes
+    rng = np.random.default_rng(0)
+    adj = _fast(node_features="adjacency").fit(small)
+    assert adj.n_features_in_ == n
+    static = rng.random((n, 6)).astype(np.float32)
+    arr = _fast(node_features=static).fit(small)
+    assert arr.n_features_in_ == 6 and arr.transform(small).shape == (5, n, 4)
+    per_window = rng.random((5, n, 3)).astype(np.float32)
+    arr3 = _fast(node_features=per_window).fit(small)
+    with pytest.raises(ValueError, match="pass node_features"):
+        arr3.transform(small[:4])
+    assert arr3.transform(small[:4], node_features=per_window[:4]).shape == (4, n, 4)
+    carried = GraphSequence.from_adjacency(small.to_dense(), node_features=per_window)
+    auto = _fast().fit(carried)
+    assert auto.feature_kind_ == "graph" and auto.n_features_in_ == 3
+    with pytest.raises(ValueError, match="node_features='graph'"):
+        _fast(node_features="graph").fit(small)
+    with pytest.raises(ValueError, match="node feature array"):
+        _fast(node_features=np.ones((n + 1, 2))).fit(small)
+    with pytest.raises(ValueError, match="fitted on 30 nodes"):
+        _fast().fit(small).transform(GraphSequence.from_adjacency(np.zeros((2, 31, 31))))
+
+
+def test_options_run(small):
+    for kw in (
+        dict(use_edge_weight=True),
+        dict(reconstruction="sampled", negative_ratio=2.0),
+        dict(kl_weight=0.0),
+        dict(n_layers=2),
+        dict(history_node=False),
+        dict(clip_grad_norm=None),
+        dict(attention_mode="published"),
+        dict(attention_mode="published", history_node=False),
+    ):
+        model = _fast(**kw).fit(small)
+        assert np.all(np.isfinite(model.transform(small))), kw
+    auto_big = _fast(reconstruction="auto", dense_max_nodes=10).fit(small)
+    assert auto_big.reconstruction_ == "sampled"
+
+
+def test_kl_weight_changes_the_loss(small):
+    a = _fast(kl_weight=1.0, epochs=1).fit(small).loss_history_[0]
+    b = _fast(kl_weight=0.0, epochs=1).fit(small).loss_history_[0]
+    assert a > b
+
+
+def test_gradient_clipping_is_applied(small, monkeypatch):
+    import spikeinterface_tavrnn.estimator as est
+
+    calls = []
+    original = est.nn.utils.clip_grad_norm_
+
+    def spy(parameters, max_norm):
+        parameters = list(parameters)
+        calls.append((len(parameters), max_norm))
+        return original(parameters, max_norm)
+
+    monkeypatch.setattr(est.nn.utils, "clip_grad_norm_", spy)
+    model = _fast(clip_grad_norm=0.5, epochs=3).fit(small)
+    assert calls == [(len(list(model.module_.parameters())), 0.5)] * 3
+    calls.clear()
+    _fast(clip_grad_norm=None, epochs=3).fit(small)
+    assert calls == []
+    monkeypatch.undo()
+    # clipping changes training (Adam's first step is scale-free, later steps are not)
+    clipped = _fast(clip_grad_norm=1e-3, epochs=4).fit(small).loss_history_
+    free = _fast(clip_grad_norm=None, epochs=4).fit(small).loss_history_
+    assert clipped[0] == free[0] and clipped[-1] != free[-1]
+    assert TAVRNN().clip_grad_norm == 10.0  # on by default
+
+
+def test_parity_preset(small):
+    model = TAVRNN(preset="parity", epochs=3, seed=0).fit(small)
+    cfg = model._config()
+    for key, value in PARITY_PRESET.items():
+        assert cfg[key] == value
+    assert model.reconstruction_ == "dense"
+    # the wired history node is in the model, never in the outputs
+    assert model.module_.attention.wired_index == small.num_nodes
+    assert model.transform(small).shape == (5, small.num_nodes, 8)
+    with pytest.raises(ValueError, match="preset"):
+        TAVRNN(preset="published").fit(small)
+
+
+def test_two_fits_with_one_seed_are_identical(small):
+    a = _fast(epochs=8, reconstruction="sampled").fit(small)
+    b = _fast(epochs=8, reconstruction="sampled").fit(small)
+    np.testing.assert_array_equal(a.loss_history_, b.loss_history_)
+    np.testing.assert_array_equal(a.transform(small), b.transform(small))
+    c = TAVRNN(z_dim=4, h_dim=8, epochs=8, seed=1, device="cpu").fit(small)
+    assert not np.array_equal(a.transform(small), c.transform(small))
+    # the caller's torch random state is not consumed by fit
+    torch.manual_seed(7)
+    expected = torch.rand(1)
+    torch.manual_seed(7)
+    _fast(epochs=1).fit(small)
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_early_stopping(small):
+    model = TAVRNN(z_dim=4, h_dim=8, epochs=400, early_stopping=3, learning_rate=0.05, seed=0).fit(small)
+    assert model.n_epochs_ < 400
+    full = _fast(epochs=7, early_stopping=None).fit(small)
+    assert full.n_epochs_ == 7
+
+
+def test_verbose_progress_bar(small, capsys):
+    _fast(verbose=False, epochs=2).fit(small)
+    assert "TAVRNN" not in capsys.readouterr().err
+    _fast(verbose=True, epochs=2).fit(small)
+    assert "TAVRNN" in capsys.readouterr().err
+
+
+def test_save_load_roundtrip(tmp_path, small):
+    rng = np.random.default_rng(0)
+    for kw in (dict(), dict(attention_mode="published"), dict(node_features=rng.random((30, 4)), attention=False)):
+        model = _fast(**kw).fit(small)
+        path = tmp_path / "model.tavrnn"
+        model.save(path)
+        assert path.exists()
+        loaded = TAVRNN.load(path, device="cpu")
+        np.testing.assert_array_equal(loaded.transform(small), model.transform(small))
+        np.testing.assert_array_equal(loaded.loss_history_, model.loss_history_)
+        if model.attention_weights_ is not None:
+            np.testing.assert_array_equal(loaded.attention_weights_, model.attention_weights_)
+        assert loaded.get_params().keys() == model.get_params().keys()
+    # the file is a plain npz readable without pickle, with documented metadata
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["__meta__"]))
+    assert meta["format_version"] == FORMAT_VERSION
+    assert meta["torch_version"] == torch.__version__ and "package_version" in meta
+
+
+def test_state_roundtrip_and_device_mapping(small):
+    model = _fast().fit(small)
+    params, arrays = model.get_state()
+    json.dumps(params)
+    assert all(isinstance(v, np.ndarray) for v in arrays.values())
+    params["params"]["device"] = "cuda"  # as if trained on a GPU: loads on whatever is available
+    restored = TAVRNN.from_state(params, arrays)
+    np.testing.assert_array_equal(restored.transform(small), model.transform(small))
+
+
+def test_load_rejects_other_format_versions(tmp_path, small):
+    model = _fast(epochs=1).fit(small)
+    params, arrays = model.get_state()
+    params["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(ValueError, match="format version"):
+        TAVRNN.from_state(params, arrays)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros(2))
+    with pytest.raises(ValueError, match="not a TAVRNN file"):
+        TAVRNN.load(bad)
+    notnpz = tmp_path / "x.txt"
+    notnpz.write_text("hello")
+    with pytest.raises(ValueError, match="not a TAVRNN file"):
+        TAVRNN.load(notnpz)
+
+
+def test_bad_input(small):
+    with pytest.raises(TypeError, match="GraphSequence"):
+        _fast().fit(np.zeros((3, 4, 4)))
+    with pytest.raises(TypeError, match="one GraphSequence"):
+        _fast().fit([small, small])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        TAVRNN().transform(small)
+    with pytest.raises(ValueError, match="attention_mode"):
+        _fast(attention_mode="softmax").fit(small)
+    with pytest.raises(ValueError, match="reconstruction"):
+        _fast(reconstruction="full").fit(small)
+    with pytest.raises(ValueError, match="attention_window"):
+        _fast(attention_window=0).fit(small)
+    # windows without edges are fine
+    empty = GraphSequence.from_adjacency(np.zeros((3, 10, 10)))
+    assert np.all(np.isfinite(_fast().fit(empty).transform(empty)))
+
+
+def _ari_per_window(emb, labels, k):
+    return [
+        adjusted_rand_score(labels[t], KMeans(k, n_init=10, random_state=0).fit_predict(emb[t]))
+        for t in range(len(labels))
+    ]
+
+
+PLANTED = dict(n_nodes=64, n_windows=8, n_communities=4, change_windows=(4,), p_in=0.6, p_out=0.005)
+PLANTED_EPOCHS = 300
+
+
+@pytest.fixture(scope="module")
+def link_scores():
+    """score_links of TAVRNN (default attention) and VGRNN (attention=False) on two planted sequences, cached."""
+    cache = {}
+
+    def get(seed, attention):
+        key = (seed, attention)
+        if key not in cache:
+            graphs, _ = dynamic_sbm(seed=seed, **PLANTED)
+            model = TAVRNN(epochs=PLANTED_EPOCHS, early_stopping=None, seed=seed, attention=attention)
+            cache[key] = model.score_links(graphs, n_prediction_windows=2)
+        return cache[key]
+
+    return get
+
+
+def test_planted_communities_and_link_detection(link_scores):
+    graphs, labels = dynamic_sbm(seed=0, **PLANTED)
+    model = TAVRNN(epochs=PLANTED_EPOCHS, early_stopping=None, seed=0).fit(graphs)
+    aris = _ari_per_window(model.transform(graphs), labels, 4)
+    print("planted ARI per window", np.round(aris, 3))
+    assert min(aris) >= 0.9, aris
+    scores = link_scores(0, True)
+    print("planted link scores", {k: round(v, 3) for k, v in scores.items() if isinstance(v, float)})
+    assert scores["detection_auc"] >= 0.9, scores
+    assert scores["detection_auc_per_window"].shape == (6,)
+    assert scores["prediction_auc_per_window"].shape == (2,)
+    assert scores["prediction_auc"] >= 0.75, scores
+
+
+def test_attention_at_least_as_good_as_vgrnn_on_links(link_scores):
+    diffs = []
+    for seed in (0, 1):
+        with_att, without = link_scores(seed, True), link_scores(seed, False)
+        diffs.append(
+            (
+                with_att["detection_auc"] - without["detection_auc"],
+                with_att["prediction_auc"] - without["prediction_auc"],
+            )
+        )
+    print("attention - no attention (detection AUC, prediction AUC) per seed", np.round(diffs, 3))
+    mean_det, mean_pred = np.mean(diffs, axis=0)
+    assert mean_det >= -0.01 and mean_pred >= -0.02, diffs
