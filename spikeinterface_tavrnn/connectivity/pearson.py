@@ -25,13 +25,14 @@ whole number of bins, each block is binned and its sums ``S``, ``G`` are compute
 that contains it: with a 50 % overlap, half of the products are saved. Other windows are computed one by one.
 ``G`` is exact: for binary trains each unit's bins are a bit set and ``G_AB`` is a popcount of ``A & B`` (64 bins
 per instruction, about 4x faster than a float32 matrix product here); for counts it is a float32 BLAS product,
-exact while every sum stays below 2**24 (float64 otherwise).
+exact while every sum stays below 2**24 (float64 otherwise). These kernels take a few milliseconds each and are
+serial on purpose: on a busy 2-core machine numba's parallel regions made them 3-5x slower, not faster.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 from ..spiketrains import SpikeTrains
@@ -62,11 +63,11 @@ def _popcount64(typingctx, x):
     return types.uint64(types.uint64), codegen
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _bin_units_bits(unit_samples, offsets, origin, stop, width, n_bins, bits):
     """Binary binning as bit sets: bit ``k`` of row ``a`` is set when unit ``a`` fires in bin ``k``."""
     n_units = offsets.size - 1
-    for a in prange(n_units):
+    for a in range(n_units):
         train = unit_samples[offsets[a] : offsets[a + 1]]
         lo = np.searchsorted(train, origin)
         hi = np.searchsorted(train, stop)
@@ -76,16 +77,11 @@ def _bin_units_bits(unit_samples, offsets, origin, stop, width, n_bins, bits):
                 bits[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _gram_bits_upper(bits, out):
     """Upper triangle of ``X X^T`` for binary ``X`` stored as bit sets: one popcount per 64 bins and pair."""
     n, n_words = bits.shape
-    half = (n + 1) // 2
-    for i in prange(2 * half):
-        # rows i and n - 1 - i alternate so that both threads get the same number of pairs
-        a = i // 2 if i % 2 == 0 else n - 1 - i // 2
-        if i % 2 == 1 and a == i // 2:
-            continue
+    for a in range(n):
         for b in range(a, n):
             count = np.uint64(0)
             for k in range(n_words):
@@ -96,7 +92,7 @@ def _gram_bits_upper(bits, out):
 _TILE = 64
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _pearson_finalize(grams, sums, n_bins, out):
     """``out`` = Pearson matrix of the bins summed over the blocks ``grams`` (B, N, N; upper triangles read) and
     ``sums`` (B, N). Units with zero variance get 0 (row, column and diagonal)."""
@@ -112,13 +108,7 @@ def _pearson_finalize(grams, sums, n_bins, out):
         if variance > 0:
             scale[a] = 1.0 / np.sqrt(variance)
     n_tiles = (n + _TILE - 1) // _TILE
-    half = (n_tiles + 1) // 2
-    for i in prange(2 * half):
-        # tile rows i and n_tiles - 1 - i alternate so that both threads get the same number of tiles; tiles keep
-        # the mirrored (column) writes in cache
-        ti = i // 2 if i % 2 == 0 else n_tiles - 1 - i // 2
-        if i % 2 == 1 and ti == i // 2:
-            continue
+    for ti in range(n_tiles):  # tiles keep the mirrored (column) writes in cache
         a0 = ti * _TILE
         a1 = min(n, a0 + _TILE)
         for a in range(a0, a1):

@@ -162,16 +162,19 @@ def _sttc_block_counts(unit_samples, pos, merged_samples, merged_units, blo, bhi
                 k += 1
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _sttc_edge_correction(unit_samples, pos, merged_samples, merged_units, w0, w1, ulo, uhi, dt, out):
-    """Remove from the counts of one window the partners that lie only outside it (spikes within dt of an edge)."""
+    """Remove from the counts of one window the partners that lie only outside it (spikes within dt of an edge).
+
+    Serial: it visits only the few spikes near the edges, and a parallel region would cost more than the work.
+    """
     n_units = ulo.size
     n_total = merged_samples.size
-    for a in prange(n_units):
+    seen_any = np.full(n_units, -1, dtype=np.int64)
+    seen_inside = np.full(n_units, -1, dtype=np.int64)
+    partners = np.empty(n_units, dtype=np.int64)
+    for a in range(n_units):
         row = out[a]
-        seen_any = np.full(n_units, -1, dtype=np.int64)
-        seen_inside = np.full(n_units, -1, dtype=np.int64)
-        partners = np.empty(n_units, dtype=np.int64)
         for i in range(ulo[a], uhi[a]):
             s = unit_samples[i]
             if w0 + dt <= s < w1 - dt:
