@@ -58,6 +58,6 @@ def _crosscorr_elephant(spikes, windows, verbose=True, bin_ms=1.0, max_lag_ms=10
     )
 
 
-register_estimator("sttc", _sttc, _sttc_elephant, overwrite=True)
-register_estimator("pearson", _pearson, _pearson_elephant, overwrite=True)
-register_estimator("crosscorr", _crosscorr, _crosscorr_elephant, overwrite=True)
+register_estimator("sttc", _sttc, _sttc_elephant, overwrite=True, _symmetric_by_construction=True)
+register_estimator("pearson", _pearson, _pearson_elephant, overwrite=True, _symmetric_by_construction=True)
+register_estimator("crosscorr", _crosscorr, _crosscorr_elephant, overwrite=True, _symmetric_by_construction=True)

@@ -27,6 +27,7 @@ class Estimator:
     function: Callable
     elephant_function: Callable | None
     defaults: dict
+    symmetric_by_construction: bool = False
 
     def resolve(self, params: dict) -> dict:
         unknown = sorted(set(params) - set(self.defaults))
@@ -63,7 +64,12 @@ def _defaults(function: Callable) -> dict:
 
 
 def register_estimator(
-    name: str, function: Callable, elephant_function: Callable | None = None, overwrite: bool = False
+    name: str,
+    function: Callable,
+    elephant_function: Callable | None = None,
+    overwrite: bool = False,
+    *,
+    _symmetric_by_construction: bool = False,
 ) -> None:
     """Make an estimator available to :func:`compute_connectivity` under ``method=name``.
 
@@ -112,7 +118,7 @@ def register_estimator(
                 f"The fast and Elephant functions of {name!r} must have the same parameters and defaults: "
                 f"{defaults} vs {elephant_defaults}."
             )
-    _REGISTRY[name] = Estimator(name, function, elephant_function, defaults)
+    _REGISTRY[name] = Estimator(name, function, elephant_function, defaults, _symmetric_by_construction)
 
 
 def available_methods(backend: str | None = None) -> list[str]:
@@ -186,6 +192,8 @@ def run_estimator(
                 f"Estimator {estimator.name!r} returned NaN or infinite values (window {t}); an estimator must "
                 "define every value (e.g. 0 for pairs with a silent unit)."
             )
+        if estimator.symmetric_by_construction:  # built-ins write (a, b) and (b, a) together; tested
+            continue
         asymmetry = float(np.max(np.abs(matrix - matrix.T))) if matrix.size else 0.0
         if asymmetry > 1e-6 * max(1.0, float(np.max(np.abs(matrix)))):
             raise ValueError(
