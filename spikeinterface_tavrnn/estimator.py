@@ -304,9 +304,7 @@ class TAVRNN:
 
     @staticmethod
     def _loss(out: ModelOutput, prep: PreparedSequence, mode: str, negatives, kl_weight: float) -> torch.Tensor:
-        rec = reconstruction_loss(
-            out.z, prep.pos_src, prep.pos_dst, prep.pos_window, prep.pos_counts, mode=mode, negatives=negatives
-        )
+        rec = reconstruction_loss(out.z, prep, mode=mode, negatives=negatives)
         kl = kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
         return (rec + kl_weight * kl).sum()
 
@@ -332,45 +330,15 @@ class TAVRNN:
         cfg = self._config()
         device = _resolve_device(cfg["device"])
         seed = int(cfg["seed"]) if cfg["seed"] is not None else int(np.random.SeedSequence().generate_state(1)[0])
-        kind = resolve_feature_kind(cfg["node_features"], graphs)
-        array = cfg["node_features"] if kind == "array" else None
-        prep = self._prepare(graphs, cfg, kind, array, device)
-        mode = cfg["reconstruction"]
-        if mode == "auto":
-            mode = "dense" if prep.n_total <= int(cfg["dense_max_nodes"]) else "sampled"
-
         fork_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(seed)
-            module = self._build_module(cfg, prep.n_features, kind, graphs.num_nodes).to(device)
-            generator = torch.Generator(device=device)
-            generator.manual_seed(seed)
-            sampler = (
-                NegativeSampler(prep.edge_index_with_loops, prep.n_total, cfg["negative_ratio"], seed=seed)
-                if mode == "sampled"
-                else None
-            )
-            optimizer = torch.optim.Adam(module.parameters(), lr=float(cfg["learning_rate"]))
+            trainer = _Trainer(self, graphs, cfg, device, seed)
             patience = int(cfg["early_stopping"] or 0)
             history: list[float] = []
             best, since_best = math.inf, 0
-            module.train()
             bar = tqdm(range(int(cfg["epochs"])), desc="TAVRNN", disable=not cfg["verbose"], leave=False)
             for _ in bar:
-                optimizer.zero_grad(set_to_none=True)
-                out = module(prep, sample=True, generator=generator)
-                negatives = sampler.sample() if sampler is not None else None
-                loss = self._loss(out, prep, mode, negatives, float(cfg["kl_weight"]))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"training loss became {loss.item()} at epoch {len(history)}; lower learning_rate or "
-                        "check the input features' scale."
-                    )
-                loss.backward()
-                if cfg["clip_grad_norm"]:
-                    nn.utils.clip_grad_norm_(module.parameters(), float(cfg["clip_grad_norm"]))
-                optimizer.step()
-                value = float(loss.detach())
+                value = trainer.step()
                 history.append(value)
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
                 if patience:
@@ -381,20 +349,20 @@ class TAVRNN:
                         if since_best >= patience:
                             break
             bar.close()
-        module.eval()
+        module = trainer.module.eval()
 
         self.module_ = module
         self.loss_history_ = np.asarray(history, dtype=np.float64)
-        self.n_features_in_ = int(prep.n_features)
+        self.n_features_in_ = int(trainer.prepared.n_features)
         self.n_nodes_ = int(graphs.num_nodes)
         self.n_windows_ = len(graphs)
-        self.feature_kind_ = kind
-        self.reconstruction_ = mode
+        self.feature_kind_ = trainer.kind
+        self.reconstruction_ = trainer.mode
         self.device_ = device
         self.seed_ = seed
         self.n_epochs_ = len(history)
-        self._fit_array = None if array is None else np.asarray(array, dtype=np.float32)
-        out = self._run(graphs, sample=False, prepared=prep)
+        self._fit_array = None if trainer.array is None else np.asarray(trainer.array, dtype=np.float32)
+        out = self._run(graphs, sample=False, prepared=trainer.prepared)
         self.attention_weights_ = None if out.attention is None else out.attention.cpu().numpy().astype(np.float64)
         return self
 
@@ -784,3 +752,53 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return False
     return a == b
+
+
+class _Trainer:
+    """One training run: the prepared graphs, module, optimiser and samplers; :meth:`step` is one epoch.
+
+    Must be created inside the caller's ``torch.random.fork_rng`` block (it seeds the global generator for the
+    module's initialisation).
+    """
+
+    def __init__(self, estimator: TAVRNN, graphs: GraphSequence, cfg: dict, device: torch.device, seed: int):
+        self.cfg = cfg
+        self.kind = resolve_feature_kind(cfg["node_features"], graphs)
+        self.array = cfg["node_features"] if self.kind == "array" else None
+        self.prepared = estimator._prepare(graphs, cfg, self.kind, self.array, device)
+        mode = cfg["reconstruction"]
+        if mode == "auto":
+            mode = "dense" if self.prepared.n_total <= int(cfg["dense_max_nodes"]) else "sampled"
+        self.mode = mode
+        torch.manual_seed(seed)
+        self.module = estimator._build_module(cfg, self.prepared.n_features, self.kind, graphs.num_nodes).to(device)
+        self.module.train()
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+        self.sampler = (
+            NegativeSampler(self.prepared.edge_index_with_loops, self.prepared.n_total, cfg["negative_ratio"], seed)
+            if mode == "sampled"
+            else None
+        )
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=float(cfg["learning_rate"]))
+        self.clip = float(cfg["clip_grad_norm"]) if cfg["clip_grad_norm"] else None
+        self.kl_weight = float(cfg["kl_weight"])
+        self.epoch = 0
+
+    def step(self) -> float:
+        """One epoch: a forward pass over the whole sequence, backward, clipping, optimiser step. Returns the loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.module(self.prepared, sample=True, generator=self.generator)
+        negatives = self.sampler.sample() if self.sampler is not None else None
+        loss = TAVRNN._loss(out, self.prepared, self.mode, negatives, self.kl_weight)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {loss.item()} at epoch {self.epoch}; lower learning_rate or check the input "
+                "features' scale."
+            )
+        loss.backward()
+        if self.clip is not None:
+            nn.utils.clip_grad_norm_(self.module.parameters(), self.clip)
+        self.optimizer.step()
+        self.epoch += 1
+        return float(loss.detach())

@@ -43,7 +43,7 @@ def _random_graphs(n=12, t=4, p=0.3, seed=0, features=False, weighted=False):
 
 def _loss(module, prep, mode="dense", negatives=None):
     out = module(prep, sample=True, generator=torch.Generator().manual_seed(0))
-    rec = reconstruction_loss(out.z, prep.pos_src, prep.pos_dst, prep.pos_window, prep.pos_counts, mode, negatives)
+    rec = reconstruction_loss(out.z, prep, mode, negatives)
     return (rec + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)).sum()
 
 
@@ -107,6 +107,18 @@ def test_pairwise_softplus_sum_exact_and_gradient():
     (g_ours,) = torch.autograd.grad((pairwise_softplus_sum(big) * w).sum(), big)
     (g_ref,) = torch.autograd.grad((ref * w).sum(), big)
     torch.testing.assert_close(g_ours, g_ref)
+    # large logits take the underflow-safe path
+    large = (torch.randn(2, 300, 3, dtype=torch.float64) * 6).requires_grad_()
+    ref = torch.nn.functional.softplus(large @ large.transpose(1, 2)).sum(dim=(1, 2))
+    torch.testing.assert_close(pairwise_softplus_sum(large), ref)
+    (g_ours,) = torch.autograd.grad((pairwise_softplus_sum(large) * w).sum(), large)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), large)
+    torch.testing.assert_close(g_ours, g_ref)
+    # float32, the dtype used in training
+    z32 = torch.randn(4, 500, 8) * 0.5
+    torch.testing.assert_close(
+        pairwise_softplus_sum(z32), torch.nn.functional.softplus(z32 @ z32.transpose(1, 2)).sum(dim=(1, 2))
+    )
 
 
 def test_dense_reconstruction_equals_published_weighted_bce():
@@ -114,7 +126,8 @@ def test_dense_reconstruction_equals_published_weighted_bce():
     g = _random_graphs(n=14, t=3)
     prep = prepare_sequence(g, "identity")
     z = torch.randn(3, 14, 4)
-    ours = reconstruction_loss(z, prep.pos_src, prep.pos_dst, prep.pos_window, prep.pos_counts, "dense")
+    z.requires_grad_()
+    ours = reconstruction_loss(z, prep, "dense")
     for t in range(3):
         target = torch.from_numpy(g.to_dense(t) > 0).float() + torch.eye(14)
         n2, pos = 14 * 14, target.sum()
@@ -123,6 +136,20 @@ def test_dense_reconstruction_equals_published_weighted_bce():
         logits = z[t] @ z[t].t()
         ref = norm * torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
         torch.testing.assert_close(ours[t], ref, rtol=1e-5, atol=1e-6)
+    # gradient of the whole loss against autograd on the dense formula
+    (g_ours,) = torch.autograd.grad(ours.sum(), z)
+    zz = z.detach().clone().requires_grad_()
+    ref_total = 0.0
+    for t in range(3):
+        target = torch.from_numpy(g.to_dense(t) > 0).float() + torch.eye(14)
+        pos_weight = (196 - target.sum()) / target.sum()
+        norm = 196 / (2 * (196 - target.sum()))
+        logits = zz[t] @ zz[t].t()
+        ref_total = ref_total + norm * torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, target, pos_weight=pos_weight
+        )
+    (g_ref,) = torch.autograd.grad(ref_total, zz)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-6)
 
 
 def test_sampled_reconstruction_estimates_dense():
@@ -130,15 +157,16 @@ def test_sampled_reconstruction_estimates_dense():
     g = _random_graphs(n=40, t=2, p=0.1)
     prep = prepare_sequence(g, "identity")
     z = torch.randn(2, 40, 3) * 0.7
-    dense = reconstruction_loss(z, prep.pos_src, prep.pos_dst, prep.pos_window, prep.pos_counts, "dense")
+    dense = reconstruction_loss(z, prep, "dense")
     sampler = NegativeSampler(prep.edge_index_with_loops, 40, ratio=20.0, seed=1)
     draws = []
     for _ in range(20):
         neg = sampler.sample()
         # negatives are never positives (nor self-loops)
-        pos_keys = set((prep.pos_src * 1000 + prep.pos_dst).tolist())
+        coo = prep.pos_pattern.to_sparse_coo().indices()
+        pos_keys = set((coo[0] * 1000 + coo[1]).tolist())
         assert not pos_keys & set((neg[0] * 1000 + neg[1]).tolist())
-        draws.append(reconstruction_loss(z, prep.pos_src, prep.pos_dst, prep.pos_window, prep.pos_counts, "sampled", neg))
+        draws.append(reconstruction_loss(z, prep, "sampled", neg))
     torch.testing.assert_close(torch.stack(draws).mean(0), dense, rtol=0.03, atol=0.0)
 
 
@@ -295,3 +323,37 @@ def test_empty_windows_and_feature_shape_errors():
         prepare_sequence(g, "array", feature_array=np.ones((3, 6, 3)))
     with pytest.raises(ValueError, match="NaN"):
         prepare_sequence(g, "array", feature_array=np.full((6, 3), np.nan))
+
+
+@pytest.mark.parametrize("mode", ["gated", "published"])
+@pytest.mark.parametrize("sample", [True, False])
+def test_fused_step_matches_reference_modules(mode, sample):
+    g = _random_graphs(n=11, t=4, features=True)
+    wired = mode == "published"
+    prep = prepare_sequence(g, "graph", wired_history_node=wired)
+    torch.manual_seed(0)
+    module = TAVRNNModule(prep.n_features, "graph", h_dim=6, z_dim=3, attention_mode=mode, wired_index=11 if wired else None)
+    module = module.double()
+    prep.features = prep.features.double()
+    prep.adjacency = [a.double() for a in prep.adjacency]
+    prep.pos_pattern = prep.pos_pattern.double()
+
+    def run(fused):
+        module.fused = fused
+        module.zero_grad()
+        gen = torch.Generator().manual_seed(0)
+        out = module(prep, sample=sample, generator=gen) if sample else module(prep, sample=False)
+        if sample:
+            out.z  # noqa: B018
+        loss = (
+            reconstruction_loss(out.z, prep, "dense") + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
+        ).sum() + (out.mu**3).sum() + out.sigma.sum()
+        loss.backward()
+        return out, {n: p.grad.clone() for n, p in module.named_parameters()}
+
+    ref_out, ref_grads = run(False)
+    out, grads = run(True)
+    for name in ("mu", "sigma", "z", "prior_mu", "prior_sigma"):
+        torch.testing.assert_close(getattr(out, name), getattr(ref_out, name))
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(grads[name], grad, msg=name)

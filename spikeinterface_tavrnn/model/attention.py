@@ -12,9 +12,10 @@ Two modes:
     summary is the state of the history node when one is wired into the graph (node index N), else the mean over
     nodes (the published code silently read the last real node instead).
 ``"gated"`` (default)
-    ``a_t = sum_s alpha_ts V H_s``, ``g = sigmoid(W_g [H~_t || a_t] + b_g)``, ``H_t = H~_t + g * (a_t - H~_t)``,
-    with ``V`` initialised to the identity and ``b_g`` to -2 (g ~ 0.12): the model starts close to the plain graph
-    GRU (VGRNN) and learns per node and channel how much history to mix in, so attention can only add information.
+    ``a_t = sum_s alpha_ts V H_s``, ``g_t = sigmoid(W_g [s_t || sum_s alpha_ts s_s] + b_g)`` (one value per channel,
+    from the graph-level summaries, like the attention weights), ``H_t = H~_t + g_t * (a_t - H~_t)``, with ``V``
+    initialised to the identity and ``b_g`` to -4 (g ~ 0.02): the model starts as the plain graph GRU (VGRNN) and
+    learns how much history to mix in at each window, so attention adds information instead of replacing it.
     The history node is a *readout* node: it receives from every node through learned attention pooling
     (``s = sum_i softmax_i(w . h_i + b) h_i``, initialised to the mean) and sends nothing into the GCN
     neighbourhoods (a node wired to every node gives every pair of nodes a common neighbour, which flattens the
@@ -78,10 +79,10 @@ class TemporalAttention(nn.Module):
         self.history_node = bool(history_node)
         self.wired_index = wired_index if (mode == "published" and history_node) else None
         self.query = nn.Linear(d, d)
-        self.key = nn.Linear(d, d)
+        self.key = nn.Linear(d, d, bias=False)  # a key bias adds q.b to every score: softmax ignores it
         self.values = nn.ModuleList([nn.Linear(d, d) for _ in range(n_layers)])
         if mode == "gated":
-            self.gates = nn.ModuleList([nn.Linear(2 * d, d) for _ in range(n_layers)])
+            self.gates = nn.ModuleList([nn.Linear(2 * d, d) for _ in range(n_layers)])  # [s_t || context] -> g_t
             self.readout = nn.Linear(d, 1) if history_node else None
             for value in self.values:
                 nn.init.eye_(value.weight)
@@ -98,7 +99,7 @@ class TemporalAttention(nn.Module):
 
     def initial_state(self, n_nodes: int, device: torch.device) -> dict:
         """Empty memory at the start of a sequence."""
-        return {"keys": [], "values": []}
+        return {"summaries": [], "states": []}
 
     def _summary(self, h_last: Tensor) -> Tensor:
         if self.wired_index is not None:
@@ -125,26 +126,30 @@ class TemporalAttention(nn.Module):
             Softmax weights over the attended steps, oldest first, the current step last.
         """
         summary = self._summary(h_tilde[-1])
-        q = self.query(summary)
-        keys = memory["keys"] + [self.key(summary)]
-        values = memory["values"] + [[v(h) for v, h in zip(self.values, h_tilde)]]
+        summaries = memory["summaries"] + [summary]
+        states = memory["states"] + [h_tilde]
         if self.window is not None:
-            keys, values = keys[-self.window :], values[-self.window :]
-        k = torch.stack(keys)
-        weights = torch.softmax(k @ q / math.sqrt(self.hidden_channels), dim=0)
-        states = []
+            summaries, states = summaries[-self.window :], states[-self.window :]
+        stacked_summaries = torch.stack(summaries)
+        scores = self.key(stacked_summaries) @ self.query(summary) / math.sqrt(self.hidden_channels)
+        weights = torch.softmax(scores, dim=0)
+        if self.mode == "gated":
+            context = torch.cat([summary, weights @ stacked_summaries])
+        out = []
         for layer in range(len(h_tilde)):
-            v = torch.stack([step[layer] for step in values])
-            attended = torch.tensordot(weights, v, dims=1)
+            stacked = torch.stack([step[layer] for step in states])
+            # sum_s alpha_s V(H_s) = V(sum_s alpha_s H_s): the weights sum to 1, so the bias is kept
+            attended = self.values[layer](torch.tensordot(weights, stacked, dims=1))
             if self.mode == "published":
-                states.append(attended)
+                out.append(attended)
             else:
-                gate = torch.sigmoid(self.gates[layer](torch.cat([h_tilde[layer], attended], dim=1)))
-                states.append(h_tilde[layer] + gate * (attended - h_tilde[layer]))
+                gate = torch.sigmoid(self.gates[layer](context))  # (d,): per channel, from graph-level summaries
+                out.append(torch.lerp(h_tilde[layer], attended, gate))
 
-        # Remember step t: the key and the values of its final state.
-        memory["keys"].append(self.key(self._summary(states[-1])))
-        memory["values"].append([v(h) for v, h in zip(self.values, states)])
-        if self.window is not None and len(memory["keys"]) > self.window:
-            del memory["keys"][0], memory["values"][0]
-        return states, weights
+        # Remember step t. Gated: the summary of the GRU's proposal (already computed); published: as coded by the
+        # authors, the summary (history node) of the final state.
+        memory["summaries"].append(summary if self.mode == "gated" else self._summary(out[-1]))
+        memory["states"].append(out)
+        if self.window is not None and len(memory["summaries"]) >= self.window:
+            del memory["summaries"][0], memory["states"][0]
+        return out, weights

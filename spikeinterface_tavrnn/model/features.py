@@ -57,11 +57,11 @@ class PreparedSequence:
         One of ``FEATURE_KINDS``.
     features : Tensor or list of Tensor or None
         None (identity), list of sparse CSR (N', N') (adjacency) or dense (T, N', F) (graph / array).
-    pos_src, pos_dst : Tensor
-        Positive pairs of the reconstruction target, as flat row indices into (T * N') (edges in both directions
-        plus the diagonal, as the published GAE target A + I).
+    pos_pattern : Tensor
+        Positive pairs of the reconstruction target (edges in both directions plus the diagonal, the published GAE
+        target A + I) as a block-diagonal symmetric sparse CSR pattern over (T * N') rows.
     pos_window : Tensor
-        Window of each positive pair.
+        Window of each stored entry of ``pos_pattern``, in CSR order.
     pos_counts : Tensor
         Positive pairs per window, shape (T,).
     edge_index_with_loops : list of Tensor
@@ -75,12 +75,12 @@ class PreparedSequence:
     feature_kind: str
     features: Any
     n_features: int
-    pos_src: Tensor
-    pos_dst: Tensor
+    pos_pattern: Tensor
     pos_window: Tensor
     pos_counts: Tensor
     edge_index_with_loops: list = field(default_factory=list)
     device: torch.device = torch.device("cpu")
+    features_t: Any = None  # transposed dense features, cached by the model for its weight gradient
 
 
 def resolve_feature_kind(node_features: Any, graphs) -> str:
@@ -150,7 +150,7 @@ def prepare_sequence(
     n_windows, n = len(graphs), graphs.num_nodes
     n_total = n + 1 if wired_history_node else n
     hist = torch.arange(n, dtype=torch.long)
-    adjacency, sparse_features, pos_src, pos_dst, pos_window, counts, with_loops = [], [], [], [], [], [], []
+    adjacency, sparse_features, pos_src, pos_dst, counts, with_loops = [], [], [], [], [], []
     diag = torch.arange(n_total, dtype=torch.long)
     for t in range(n_windows):
         ei = torch.from_numpy(graphs.edge_index(t))
@@ -175,7 +175,6 @@ def prepare_sequence(
         with_loops.append(loops.to(device))
         pos_src.append(loops[0] + t * n_total)
         pos_dst.append(loops[1] + t * n_total)
-        pos_window.append(torch.full((loops.shape[1],), t, dtype=torch.long))
         counts.append(loops.shape[1])
 
     if feature_kind == "identity":
@@ -195,6 +194,15 @@ def prepare_sequence(
             x = np.concatenate([x, x.mean(axis=1, keepdims=True)], axis=1)
         features = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=device)
         n_features = int(x.shape[2])
+    flat_src, flat_dst = torch.cat(pos_src), torch.cat(pos_dst)
+    pos_pattern = sparse_csr(
+        torch.stack([flat_src, flat_dst]).to(device),
+        torch.ones(flat_src.numel(), dtype=torch.float32, device=device),
+        n_windows * n_total,
+    )
+    rows = torch.repeat_interleave(
+        torch.arange(n_windows * n_total, device=device), pos_pattern.crow_indices().diff()
+    )
     return PreparedSequence(
         n_windows=n_windows,
         n_nodes=n,
@@ -203,9 +211,8 @@ def prepare_sequence(
         feature_kind=feature_kind,
         features=features,
         n_features=n_features,
-        pos_src=torch.cat(pos_src).to(device),
-        pos_dst=torch.cat(pos_dst).to(device),
-        pos_window=torch.cat(pos_window).to(device),
+        pos_pattern=pos_pattern,
+        pos_window=torch.div(rows, n_total, rounding_mode="floor"),
         pos_counts=torch.tensor(counts, dtype=torch.float32, device=device),
         edge_index_with_loops=with_loops,
         device=device,

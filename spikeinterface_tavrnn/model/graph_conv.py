@@ -20,25 +20,33 @@ __all__ = ["normalized_adjacency", "symmetric_spmm", "PrecomputedGCNConv", "spar
 
 
 class _SymmetricSpMM(torch.autograd.Function):
-    """``adj @ x`` for a symmetric sparse ``adj``: the backward pass reuses ``adj`` instead of transposing it."""
+    """``adj @ x (+ add)`` for a symmetric sparse ``adj``: the backward pass reuses ``adj`` instead of transposing."""
 
     @staticmethod
-    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:
+    def forward(ctx, adj: Tensor, x: Tensor, add: Tensor | None) -> Tensor:
         ctx.adj = adj
-        return adj @ x
+        ctx.add_shape = None if add is None else add.shape
+        if add is None:
+            return adj @ x
+        return torch.addmm(add.expand(x.shape[0], x.shape[1]), adj, x)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        return None, ctx.adj @ grad_out
+        grad_x = ctx.adj @ grad_out if ctx.needs_input_grad[1] else None
+        grad_add = None
+        if ctx.add_shape is not None and ctx.needs_input_grad[2]:
+            grad_add = grad_out.sum(0) if len(ctx.add_shape) == 1 else grad_out
+        return None, grad_x, grad_add
 
 
-def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
-    """Multiply a symmetric sparse CSR matrix ``adj`` (N, N) by a dense ``x`` (N, C), differentiable in ``x``.
+def symmetric_spmm(adj: Tensor, x: Tensor, add: Tensor | None = None) -> Tensor:
+    """``adj @ x + add`` for a symmetric sparse CSR matrix ``adj`` (N, N) and dense ``x`` (N, C).
 
-    Autograd's generic sparse backward transposes ``adj`` at every call, which costs ~20x the product itself on CPU;
-    for a symmetric matrix the gradient is ``adj @ grad``.
+    Differentiable in ``x`` and ``add`` (a bias (C,) or a dense (N, C) term). Autograd's generic sparse backward
+    transposes ``adj`` at every call, which costs ~20x the product itself on CPU; for a symmetric matrix the
+    gradient is ``adj @ grad``.
     """
-    return _SymmetricSpMM.apply(adj, x)
+    return _SymmetricSpMM.apply(adj, x, add)
 
 
 def sparse_csr(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Tensor:
@@ -105,10 +113,9 @@ class PrecomputedGCNConv(MessagePassing):
             zeros(self.bias)
 
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
-        out = self.propagate_normalized(adj, self.lin(x))
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        if self.out_channels < self.in_channels:  # (A x) W: the sparse product on the wider side is cheaper here
+            return nn.functional.linear(self.propagate_normalized(adj, x), self.lin.weight, self.bias)
+        return symmetric_spmm(adj, self.lin(x), self.bias)
 
     def propagate_normalized(self, adj: Tensor, x: Tensor) -> Tensor:
         """``adj @ x``: the sum aggregation of neighbour messages weighted by the precomputed normalisation."""

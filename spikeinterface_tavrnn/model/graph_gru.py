@@ -52,7 +52,15 @@ class GraphGRUCell(nn.Module):
                 nn.init.xavier_uniform_(block)
         nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor | None, h: Tensor, adj: Tensor, x_proj: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor | None,
+        h: Tensor,
+        adj: Tensor,
+        x_proj: Tensor | None = None,
+        h_proj: Tensor | None = None,
+        pre: Tensor | None = None,
+    ) -> Tensor:
         """Advance the state.
 
         Parameters
@@ -65,6 +73,10 @@ class GraphGRUCell(nn.Module):
             Normalised sparse adjacency (N, N).
         x_proj : Tensor (N, 3 d) or None, default: None
             ``lin_x(x)`` computed by the caller (lets the caller batch the projection of inputs known in advance).
+        h_proj : Tensor (N, 2 d) or None, default: None
+            ``lin_h(h)`` computed by the caller (lets it share one product with other projections of ``h``).
+        pre : Tensor (N, 3 d) or None, default: None
+            The whole gate pre-activation ``lin_x(x) + [lin_h(h), 0]`` computed by the caller; overrides the above.
 
         Returns
         -------
@@ -72,12 +84,14 @@ class GraphGRUCell(nn.Module):
             New state.
         """
         d = self.hidden_channels
-        pre = self.lin_x(x) if x_proj is None else x_proj
-        pre_sr, pre_c = pre.split([2 * d, d], dim=1)
-        gates = symmetric_spmm(adj, torch.cat([pre_sr + self.lin_h(h), pre_c], dim=1)) + self.bias
+        if pre is None:
+            x_proj = self.lin_x(x) if x_proj is None else x_proj
+            h_proj = self.lin_h(h) if h_proj is None else h_proj
+            pre = x_proj + torch.nn.functional.pad(h_proj, (0, d))
+        gates = symmetric_spmm(adj, pre, self.bias)
         g_sr, g_c = gates.split([2 * d, d], dim=1)
         s, r = torch.sigmoid(g_sr).chunk(2, dim=1)
-        c = torch.tanh(g_c + symmetric_spmm(adj, self.lin_hc(r * h)))
+        c = torch.tanh(symmetric_spmm(adj, self.lin_hc(r * h), g_c))
         return torch.lerp(c, h, s)  # s * h + (1 - s) * c
 
     def __repr__(self) -> str:
@@ -109,12 +123,21 @@ class GraphGRU(nn.Module):
     def n_layers(self) -> int:
         return len(self.cells)
 
-    def forward(self, x: Tensor | None, h: list[Tensor], adj: Tensor, x_proj: Tensor | None = None) -> list[Tensor]:
-        """Advance every layer; ``h`` is the list of L previous states, the list of new states is returned."""
+    def forward(
+        self,
+        x: Tensor | None,
+        h: list[Tensor],
+        adj: Tensor,
+        x_proj: Tensor | None = None,
+        h_proj: Tensor | None = None,
+        pre: Tensor | None = None,
+    ) -> list[Tensor]:
+        """Advance every layer; ``h`` is the list of L previous states, the list of new states is returned.
+        ``x_proj`` / ``h_proj`` / ``pre`` are the first layer's precomputed projections (see :class:`GraphGRUCell`)."""
         out = []
-        inp, proj = x, x_proj
+        inp, xp, hp, pr = x, x_proj, h_proj, pre
         for cell, h_l in zip(self.cells, h):
-            new = cell(inp, h_l, adj, x_proj=proj)
+            new = cell(inp, h_l, adj, x_proj=xp, h_proj=hp, pre=pr)
             out.append(new)
-            inp, proj = new, None
+            inp, xp, hp, pr = new, None, None, None
         return out

@@ -1,0 +1,192 @@
+"""Speed and memory of TAVRNN training epochs, next to a float32 2048^3 matrix product measured in the same process.
+
+Usage::
+
+    python benchmarks/bench_model.py            # all cases, each in a fresh subprocess
+    python benchmarks/bench_model.py --quick    # fewer repeats
+    python benchmarks/bench_model.py --case dishbrain_2700
+
+Cases (DishBrain-shaped synthetic data: 900 nodes, 19 windows, h 32, z 8, dense reconstruction, node features = rows
+of a dense unthresholded |connectivity|-like matrix, as the published DishBrain pipeline feeds the model):
+
+* ``dishbrain_2700``: ~2,700 undirected edges per window; target epoch <= 0.75 x matmul (published code ~0.55 s).
+* ``dishbrain_36000``: ~36,000 edges per window; target <= 2.2 x matmul (published code ~2.1 s).
+* ``parity_2700``: as ``dishbrain_2700`` with ``preset="parity"`` (published attention, wired history node).
+* ``sampled_4096``: 4,096 nodes, 20 windows, sampled reconstruction, sparse adjacency features; target <= 2 GB peak.
+* ``sampled_16384``: 16,384 nodes, 10 windows, sampled reconstruction, sparse adjacency features; target: an epoch
+  completes within 8 GB peak.
+
+Each case runs in its own Python process (so peak memory, ``ru_maxrss`` of that process, is not polluted by other
+cases; it includes the interpreter, torch and the data). Epochs and matrix products are interleaved and the medians
+compared, so load from other processes affects both alike. The published-code times are the figures reported for
+the authors' notebook on a 2-core machine of this kind (not re-measured here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+PUBLISHED_S = {"dishbrain_2700": 0.55, "dishbrain_36000": 2.1, "parity_2700": 0.55}
+
+CASES = {
+    "dishbrain_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="dense", params={}),
+    "dishbrain_36000": dict(n_nodes=900, n_windows=19, n_edges=36000, features="dense", params={}),
+    "parity_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="dense", params={"preset": "parity"}),
+    "sampled_4096": dict(
+        n_nodes=4096, n_windows=20, n_edges=12288, features="adjacency", params={"reconstruction": "sampled"}
+    ),
+    "sampled_16384": dict(
+        n_nodes=16384, n_windows=10, n_edges=49152, features="adjacency", params={"reconstruction": "sampled"}
+    ),
+}
+TARGET_RATIO = {"dishbrain_2700": 0.75, "dishbrain_36000": 2.2}
+TARGET_PEAK_MB = {"sampled_4096": 2048, "sampled_16384": 8192}
+
+
+def synthetic_graphs(n_nodes: int, n_windows: int, n_edges: int, features: str, seed: int = 0):
+    """Random graphs with ``n_edges`` undirected edges per window; optional dense |r|-like features (T, N, N)."""
+    from spikeinterface_tavrnn.graphs import GraphSequence
+
+    rng = np.random.default_rng(seed)
+    edge_indices = []
+    for _ in range(n_windows):
+        chosen = np.zeros(0, dtype=np.int64)
+        while chosen.size < n_edges:
+            i = rng.integers(0, n_nodes, 2 * n_edges)
+            j = rng.integers(0, n_nodes, 2 * n_edges)
+            keep = i < j
+            chosen = np.unique(np.concatenate([chosen, i[keep] * n_nodes + j[keep]]))
+        chosen = rng.permutation(chosen)[:n_edges]
+        pairs = np.stack([chosen // n_nodes, chosen % n_nodes])
+        edge_indices.append(np.concatenate([pairs, pairs[::-1]], axis=1))
+    node_features = None
+    if features == "dense":
+        node_features = np.abs(rng.standard_normal((n_windows, n_nodes, n_nodes), dtype=np.float32)) * 0.1
+        idx = np.arange(n_nodes)
+        node_features[:, idx, idx] = 1.0
+    return GraphSequence(edge_indices, n_nodes, node_features=node_features)
+
+
+def _matmul_s(a, b) -> float:
+    import torch
+
+    start = time.perf_counter()
+    torch.mm(a, b)
+    return time.perf_counter() - start
+
+
+def run_case(name: str, repeats: int) -> dict:
+    """Run one case in this process and return its measurements."""
+    import torch
+
+    from spikeinterface_tavrnn.estimator import TAVRNN, _Trainer
+
+    spec = CASES[name]
+    graphs = synthetic_graphs(spec["n_nodes"], spec["n_windows"], spec["n_edges"], spec["features"])
+    params = {"z_dim": 8, "h_dim": 32, "seed": 0, "device": "cpu", **spec["params"]}
+    params["node_features"] = "graph" if spec["features"] == "dense" else "adjacency"
+    if "reconstruction" not in params and "preset" not in params:
+        params["reconstruction"] = "dense"
+    est = TAVRNN(**params)
+    cfg = est._config()
+    a = torch.randn(2048, 2048)
+    b = torch.randn(2048, 2048)
+    _matmul_s(a, b)
+    with torch.random.fork_rng(devices=[]):
+        start = time.perf_counter()
+        trainer = _Trainer(est, graphs, cfg, torch.device("cpu"), 0)
+        setup_s = time.perf_counter() - start
+        trainer.step()  # warm-up
+        epochs, matmuls = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            trainer.step()
+            epochs.append(time.perf_counter() - start)
+            matmuls.append(_matmul_s(a, b))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    epoch_s = statistics.median(epochs)
+    matmul_s = statistics.median(matmuls)
+    return {
+        "case": name,
+        "n_nodes": spec["n_nodes"],
+        "n_windows": spec["n_windows"],
+        "edges_per_window": spec["n_edges"],
+        "reconstruction": trainer.mode,
+        "features": trainer.kind,
+        "threads": torch.get_num_threads(),
+        "setup_s": setup_s,
+        "epoch_s": epoch_s,
+        "epoch_min_s": min(epochs),
+        "matmul_s": matmul_s,
+        "ratio": epoch_s / matmul_s,
+        "peak_mb": peak_mb,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", choices=sorted(CASES), action="append", help="run only these cases")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_case(args.child, args.repeats)))
+        return 0
+
+    names = args.case or list(CASES)
+    results, ok = [], True
+    header = (
+        f"{'case':16s} {'nodes':>6s} {'win':>4s} {'edges/w':>8s} {'epoch s':>8s} {'matmul s':>9s} {'ratio':>6s} "
+        f"{'target':>7s} {'vs publ.':>8s} {'peak MB':>8s}  verdict"
+    )
+    print(header)
+    for name in names:
+        repeats = args.repeats or (
+            (3 if args.quick else 5) if CASES[name]["n_nodes"] > 1000 else (5 if args.quick else 11)
+        )
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", name, "--repeats", str(repeats)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            print(f"{name:16s} FAILED\n{proc.stderr[-2000:]}")
+            ok = False
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        results.append(r)
+        checks = []
+        target = ""
+        if name in TARGET_RATIO:
+            target = f"{TARGET_RATIO[name]:.2f}x"
+            checks.append(r["ratio"] <= TARGET_RATIO[name])
+        if name in PUBLISHED_S:
+            speedup = PUBLISHED_S[name] / r["epoch_s"]
+            vs = f"{speedup:.1f}x"
+            if name in TARGET_RATIO:
+                checks.append(speedup >= 5.0)
+        else:
+            vs = "-"
+        if name in TARGET_PEAK_MB:
+            target = f"{TARGET_PEAK_MB[name] / 1024:.0f}GB"
+            checks.append(r["peak_mb"] <= TARGET_PEAK_MB[name])
+        verdict = "-" if not checks else ("PASS" if all(checks) else "FAIL")
+        ok &= verdict != "FAIL"
+        print(
+            f"{name:16s} {r['n_nodes']:6d} {r['n_windows']:4d} {r['edges_per_window']:8d} {r['epoch_s']:8.3f} "
+            f"{r['matmul_s']:9.3f} {r['ratio']:6.2f} {target:>7s} {vs:>8s} {r['peak_mb']:8.0f}  {verdict}",
+            flush=True,
+        )
+    print(f"torch threads: {results[0]['threads'] if results else '?'}; ratio = median epoch / median 2048^3 matmul")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
