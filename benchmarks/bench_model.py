@@ -12,6 +12,9 @@ of a dense unthresholded |connectivity|-like matrix, as the published DishBrain 
 * ``dishbrain_2700``: ~2,700 undirected edges per window; target epoch <= 0.75 x matmul (published code ~0.55 s).
 * ``dishbrain_36000``: ~36,000 edges per window; target <= 2.2 x matmul (published code ~2.1 s).
 * ``parity_2700``: as ``dishbrain_2700`` with ``preset="parity"`` (published attention, wired history node).
+* ``vgrnn_2700``: as ``dishbrain_2700`` with ``attention=False`` (VGRNN, the paper's ablation).
+* ``sparsefeat_2700``: as ``dishbrain_2700`` with ``node_features="adjacency"`` (rows of the thresholded weighted
+  graph, kept sparse) instead of the dense unthresholded rows.
 * ``sampled_4096``: 4,096 nodes, 20 windows, sampled reconstruction, sparse adjacency features; target <= 2 GB peak.
 * ``sampled_16384``: 16,384 nodes, 10 windows, sampled reconstruction, sparse adjacency features; target: an epoch
   completes within 8 GB peak.
@@ -40,6 +43,8 @@ CASES = {
     "dishbrain_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="dense", params={}),
     "dishbrain_36000": dict(n_nodes=900, n_windows=19, n_edges=36000, features="dense", params={}),
     "parity_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="dense", params={"preset": "parity"}),
+    "vgrnn_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="dense", params={"attention": False}),
+    "sparsefeat_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="adjacency", params={}),
     "sampled_4096": dict(
         n_nodes=4096, n_windows=20, n_edges=12288, features="adjacency", params={"reconstruction": "sampled"}
     ),

@@ -170,19 +170,32 @@ def test_sampled_reconstruction_estimates_dense():
     torch.testing.assert_close(torch.stack(draws).mean(0), dense, rtol=0.03, atol=0.0)
 
 
-def test_negative_sampler_reproducible_and_isolated():
-    import random
-
+def test_negative_sampler_reproducible_uniform_and_isolated():
     g = _random_graphs(n=20, t=2)
     prep = prepare_sequence(g, "identity")
-    random.seed(123)
-    expected_next = random.random()
-    random.seed(123)
+    np_state = np.random.get_state()[1].copy()
+    torch_state = torch.get_rng_state()
     a = NegativeSampler(prep.edge_index_with_loops, 20, seed=5).sample()
     b = NegativeSampler(prep.edge_index_with_loops, 20, seed=5).sample()
-    assert random.random() == expected_next  # the global generator is untouched
+    assert np.array_equal(np.random.get_state()[1], np_state) and torch.equal(torch.get_rng_state(), torch_state)
     for x, y in zip(a, b):
         assert torch.equal(x, y)
+    # the counts follow the ratio, the draws cover the non-edges roughly uniformly
+    sampler = NegativeSampler(prep.edge_index_with_loops[:1], 20, ratio=3.0, seed=0)
+    n_pos = prep.edge_index_with_loops[0].shape[1]
+    hits = np.zeros((20, 20))
+    for _ in range(300):
+        src, dst, win, counts = sampler.sample()
+        assert counts.tolist() == [round(3.0 * n_pos)] and torch.all(win == 0)
+        np.add.at(hits, (src.numpy(), dst.numpy()), 1)
+    positive = np.zeros((20, 20), dtype=bool)
+    positive[tuple(prep.edge_index_with_loops[0].numpy())] = True
+    assert hits[positive].sum() == 0
+    expected = hits.sum() / (~positive).sum()
+    assert np.all(np.abs(hits[~positive] - expected) < 6 * np.sqrt(expected))
+    # a complete graph has no negatives
+    full = GraphSequence.from_adjacency([np.ones((4, 4))])
+    assert NegativeSampler(prepare_sequence(full, "identity").edge_index_with_loops, 4).sample()[0].numel() == 0
 
 
 def test_kl_normal_matches_torch_distributions():

@@ -10,18 +10,16 @@ For a window with N' nodes and P positive pairs (edges in both directions plus t
 
 ``"dense"`` computes it exactly: the sum of softplus over all N'^2 pairs (one batched Z Z^T, see
 :func:`pairwise_softplus_sum`) minus the positives' share. ``"sampled"`` replaces the mean over non-edges by the
-mean over ``negative_ratio * P`` non-edges drawn with :func:`torch_geometric.utils.negative_sampling`: an unbiased
-estimate of the same loss in O(edges) time and memory.
+mean over ``negative_ratio * P`` uniformly drawn non-edges (:class:`NegativeSampler`): an unbiased estimate of the
+same loss in O(edges) time and memory.
 """
 
 from __future__ import annotations
 
-import random
-
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.utils import negative_sampling
 
 __all__ = [
     "kl_normal",
@@ -199,10 +197,12 @@ def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tup
 
 
 class NegativeSampler:
-    """Draw non-edges for every window with :func:`torch_geometric.utils.negative_sampling`, reproducibly.
+    """Draw uniform non-edges for every window, vectorised and reproducible.
 
-    PyG draws from Python's global :mod:`random` generator; the sampler runs it from its own saved state and puts the
-    caller's state back, so training is repeatable from ``seed`` and does not disturb the user's random state.
+    Pairs (i, j) are drawn uniformly with replacement (so the mean over them is an unbiased estimate of the mean
+    over all non-edges), and pairs that are positives (edges or self-loops) are rejected and redrawn. All windows are
+    sampled in one vectorised pass with a NumPy generator. (PyG's ``negative_sampling`` draws through Python's
+    :mod:`random` module one index at a time: about a second per epoch at 4,096 nodes and 20 windows.)
 
     Parameters
     ----------
@@ -217,31 +217,45 @@ class NegativeSampler:
     """
 
     def __init__(self, edge_index_with_loops: list, n_nodes: int, ratio: float = 1.0, seed: int = 0):
-        self.edge_index_with_loops = edge_index_with_loops
-        self.n_nodes = n_nodes
+        self.n_nodes = int(n_nodes)
         self.ratio = float(ratio)
-        self._state = random.Random(seed).getstate()
+        self.device = edge_index_with_loops[0].device
+        self.n_windows = len(edge_index_with_loops)
+        n2 = self.n_nodes * self.n_nodes
+        keys, counts = [], []
+        for t, ei in enumerate(edge_index_with_loops):
+            ei = ei.detach().cpu().numpy().astype(np.int64)
+            keys.append(t * n2 + ei[0] * self.n_nodes + ei[1])
+            counts.append(max(1, int(round(self.ratio * ei.shape[1]))))
+        self._positive_keys = np.unique(np.concatenate(keys))
+        self._positive_per_window = np.bincount(self._positive_keys // n2, minlength=self.n_windows)
+        self._counts = np.asarray(counts, dtype=np.int64)
+        # windows whose every pair is positive have no negative to draw
+        self._counts[self._positive_per_window >= n2] = 0
+        self._rng = np.random.default_rng(seed)
 
     def sample(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One draw: (neg_src, neg_dst, neg_window, neg_counts) in flat (T * N) indexing."""
-        saved = random.getstate()
-        random.setstate(self._state)
-        try:
-            src, dst, win, counts = [], [], [], []
-            for t, ei in enumerate(self.edge_index_with_loops):
-                n_samples = max(1, int(round(self.ratio * ei.shape[1])))
-                neg = negative_sampling(ei, num_nodes=self.n_nodes, num_neg_samples=n_samples, method="sparse")
-                src.append(neg[0] + t * self.n_nodes)
-                dst.append(neg[1] + t * self.n_nodes)
-                win.append(torch.full((neg.shape[1],), t, dtype=torch.long, device=neg.device))
-                counts.append(neg.shape[1])
-            self._state = random.getstate()
-        finally:
-            random.setstate(saved)
-        device = self.edge_index_with_loops[0].device
+        n, n2 = self.n_nodes, self.n_nodes * self.n_nodes
+        windows = np.repeat(np.arange(self.n_windows), self._counts)
+        src = np.empty(windows.size, dtype=np.int64)
+        dst = np.empty(windows.size, dtype=np.int64)
+        todo = np.arange(windows.size)
+        while todo.size:
+            i = self._rng.integers(0, n, todo.size)
+            j = self._rng.integers(0, n, todo.size)
+            keys = windows[todo] * n2 + i * n + j
+            pos = np.searchsorted(self._positive_keys, keys)
+            pos = np.minimum(pos, self._positive_keys.size - 1)
+            bad = self._positive_keys[pos] == keys
+            good = ~bad
+            src[todo[good]], dst[todo[good]] = i[good], j[good]
+            todo = todo[bad]
+        offset = windows * n
+        as_tensor = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         return (
-            torch.cat(src),
-            torch.cat(dst),
-            torch.cat(win),
-            torch.tensor(counts, dtype=torch.float32, device=device),
+            as_tensor(src + offset),
+            as_tensor(dst + offset),
+            as_tensor(windows),
+            torch.tensor(self._counts, dtype=torch.float32, device=self.device),
         )
