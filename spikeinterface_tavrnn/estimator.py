@@ -530,22 +530,20 @@ class TAVRNN:
         rng = np.random.default_rng(seed)
 
         def non_edges(t: int, count: int) -> np.ndarray:
-            existing = set((graphs.edge_index(t)[0] * n + graphs.edge_index(t)[1]).tolist())
-            out: list[tuple[int, int]] = []
-            seen: set[int] = set()
-            max_pairs = n * (n - 1) // 2 - len(existing) // 2
-            count = min(count, max_pairs)
-            while len(out) < count:
-                i, j = rng.integers(0, n, size=2)
-                if i == j:
-                    continue
-                i, j = min(i, j), max(i, j)
-                key = int(i) * n + int(j)
-                if key in existing or key in seen:
-                    continue
-                seen.add(key)
-                out.append((int(i), int(j)))
-            return np.asarray(out, dtype=np.int64).reshape(-1, 2).T
+            """``count`` distinct node pairs i < j without an edge in window t (fewer if there are not enough)."""
+            ei = graphs.edge_index(t)
+            existing = np.unique(ei[0] * n + ei[1])
+            count = min(count, n * (n - 1) // 2 - existing.size // 2)
+            chosen = np.zeros(0, dtype=np.int64)
+            while chosen.size < count:
+                i = rng.integers(0, n, 2 * count + 16)
+                j = rng.integers(0, n, 2 * count + 16)
+                keys = np.minimum(i, j) * n + np.maximum(i, j)
+                keys = keys[(i != j) & ~np.isin(keys, existing)]
+                _, first = np.unique(np.concatenate([chosen, keys]), return_index=True)
+                merged = np.concatenate([chosen, keys])[np.sort(first)]  # keep draw order: reproducible
+                chosen = merged[:count]
+            return np.stack([chosen // n, chosen % n])
 
         reduced, hidden = [], []
         for t in range(n_windows):

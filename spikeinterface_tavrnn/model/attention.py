@@ -51,7 +51,8 @@ class TemporalAttention(nn.Module):
     window : int or None, default: None
         Number of attended steps, the current one included; None = whole history.
     history_node : bool, default: True
-        Use a history node as the summary (wired: a graph node at index ``wired_index``; gated: a readout GRU).
+        Use a history node as the summary (published: a graph node at index ``wired_index``; gated: an
+        attention-pooling readout node). False: the mean over nodes.
     wired_index : int or None, default: None
         Row of the wired history node in the state (``"published"`` mode with a history node).
     """
