@@ -565,9 +565,13 @@ class TAVRNN:
             node_ids=graphs.node_ids,
             node_labels=graphs.node_labels,
         )
-        helper = TAVRNN(**{**self.get_params(), "seed": int(rng.integers(0, 2**31 - 1))})
-        helper.fit(reduced_graphs[:n_train])
-        out = helper._run(reduced_graphs, sample=False)
+        params = {**self.get_params(), "seed": int(rng.integers(0, 2**31 - 1))}
+        features = params["node_features"]
+        per_window = not isinstance(features, str) and np.ndim(features) == 3
+        if per_window:
+            params["node_features"] = np.asarray(features)[:n_train]
+        helper = TAVRNN(**params).fit(reduced_graphs[:n_train])
+        out = helper._run(reduced_graphs, sample=False, node_features=features if per_window else None)
         mu, prior = out.mu.cpu().numpy(), out.prior_mu.cpu().numpy()
 
         def scores(emb: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:

@@ -115,6 +115,13 @@ def test_options_run(small):
     assert auto_big.reconstruction_ == "sampled"
 
 
+def test_score_links_with_per_window_features(small):
+    feats = np.random.default_rng(0).random((5, small.num_nodes, 3)).astype(np.float32)
+    scores = _fast(node_features=feats, epochs=3).score_links(small, n_prediction_windows=1, seed=0)
+    assert 0 <= scores["detection_auc"] <= 1 and 0 <= scores["prediction_auc"] <= 1
+    assert scores["prediction_windows"].tolist() == [4]
+
+
 def test_kl_weight_changes_the_loss(small):
     a = _fast(kl_weight=1.0, epochs=1).fit(small).loss_history_[0]
     b = _fast(kl_weight=0.0, epochs=1).fit(small).loss_history_[0]
