@@ -142,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in each case (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.child:
         print(json.dumps(run_case(args.child, args.repeats)))
         return 0
@@ -159,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             (3 if args.quick else 5) if CASES[name]["n_nodes"] > 1000 else (5 if args.quick else 11)
         )
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", name, "--repeats", str(repeats)], capture_output=True, text=True
+            [sys.executable, __file__, "--child", name, "--repeats", str(repeats)]
+            + (["--threads", str(args.threads)] if args.threads else []),
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             print(f"{name:16s} FAILED\n{proc.stderr[-2000:]}")
