@@ -41,7 +41,7 @@ def _add_analysis_options(parser: argparse.ArgumentParser, defaults: dict | None
     model.add_argument("--epochs", type=int, default=defaults.get("epochs", 300), help="training epochs (default: %(default)s)")
     model.add_argument("--attention-window", type=int, default=None, help="attend to the last W windows (default: all)")
     model.add_argument("--no-attention", action="store_true", help="VGRNN: no temporal attention")
-    model.add_argument("--node-features", default=defaults.get("node_features", "adjacency"), choices=["adjacency", "identity"], help="(default: %(default)s)")
+    model.add_argument("--node-features", default=defaults.get("node_features", "auto"), choices=["auto", "graph", "adjacency", "identity"], help="auto = graph: rows of |connectivity| (default: %(default)s)")
     model.add_argument("--preset", default=None, choices=["parity"], help="the published settings")
     model.add_argument("--score-links", action="store_true", default=defaults.get("score_links", False), help="also measure link detection / prediction")
     model.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")

@@ -371,12 +371,15 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         Graph GRU layers.
     attention : bool, default: True
         Temporal attention on (TAVRNN) or off (VGRNN).
+    attention_mode : "gated" | "published", default: "gated"
+        How the attended history enters the recurrent state (see :class:`~spikeinterface_tavrnn.TAVRNN`).
     attention_window : int or None, default: None
-        Number of past windows attended to; None for the whole history.
+        Number of windows attended to; None for the whole history.
     history_node : bool, default: True
         Add the graph-level history node.
-    node_features : "adjacency" | "identity", default: "adjacency"
-        Rows of the connectivity matrix (as published for MEA data) or one-hot unit identity.
+    node_features : "auto" | "graph" | "adjacency" | "identity", default: "auto"
+        "graph" (= "auto" here): rows of the unthresholded |connectivity| matrix, as published for MEA data;
+        "adjacency": rows of the thresholded weighted adjacency; "identity": one-hot unit identity.
     use_edge_weight : bool, default: False
         Weight GCN messages by connectivity values.
     reconstruction : "auto" | "dense" | "sampled", default: "auto"
@@ -387,7 +390,7 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         Adam learning rate.
     epochs : int, default: 300
         Training epochs.
-    early_stopping : int or None, default: None
+    early_stopping : int or None, default: 50
         Stop after this many epochs without improvement of the loss.
     clip_grad_norm : float or None, default: 10.0
         Gradient clipping norm.
@@ -419,15 +422,16 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         h_dim: int = 32,
         n_layers: int = 1,
         attention: bool = True,
+        attention_mode: str = "gated",
         attention_window: int | None = None,
         history_node: bool = True,
-        node_features: str = "adjacency",
+        node_features: str = "auto",
         use_edge_weight: bool = False,
         reconstruction: str = "auto",
         kl_weight: float = 1.0,
         learning_rate: float = 0.01,
         epochs: int = 300,
-        early_stopping: int | None = None,
+        early_stopping: int | None = 50,
         clip_grad_norm: float | None = 10.0,
         device: str = "auto",
         seed: int | None = 0,
@@ -436,7 +440,8 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
     ) -> dict:
         if not isinstance(node_features, str):
             raise ValueError(
-                "In the analyzer extension node_features must be 'adjacency' or 'identity'; for custom feature arrays "
+                "In the analyzer extension node_features must be 'auto', 'graph', 'adjacency' or 'identity'; for custom "
+                "feature arrays "
                 "use the TAVRNN estimator directly on extension.get_graphs()."
             )
         return dict(
@@ -444,6 +449,7 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
             h_dim=int(h_dim),
             n_layers=int(n_layers),
             attention=bool(attention),
+            attention_mode=attention_mode,
             attention_window=attention_window,
             history_node=bool(history_node),
             node_features=node_features,
