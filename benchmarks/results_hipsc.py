@@ -3,8 +3,8 @@
 Different recordings have different electrodes, so node embeddings of separately fitted models are not comparable
 (their axes are arbitrary; a mean embedding vector means nothing across models). What *is* comparable is a statistic
 of each recording's embedding that is invariant to node order and to rotations of the latent space. For each
-recording: the first 300 s (every recording has at least 300 s, so all get the same windows), electrodes with at
-least ``--min-spikes`` spikes in it, 60 s windows with 30 s step (9 windows), STTC (dt 10 ms), graph = top
+recording: the first 298 s (the shortest recording ends at 298.2 s; all recordings get the same 9 windows), electrodes with at
+least ``--min-spikes`` spikes in it, 58 s windows with 30 s step, STTC (dt 10 ms), graph = top
 ``--density`` of pairs by |STTC| (a fixed density, so the graph's edge count carries no activity level), node
 features = unthresholded |STTC| rows (they carry the coupling strength). One TAVRNN per recording and seed, then
 rotation-invariant statistics of its posterior means z (T, N, d):
@@ -109,19 +109,19 @@ def main() -> None:
     for k, row in enumerate(rows):
         spikes = st.SpikeTrains.from_sorting(st.read_sorting(Path(args.data) / row["file"]))
         t0 = spikes.t_start_s
-        windows = st.sliding_windows(t0, t0 + 299.0, size_s=59.0, step_s=30.0)  # 9 windows; shortest file 299.0 s
-        # active electrodes counted in the analysed 300 s only
-        counts = np.array([np.sum((s >= t0) & (s < t0 + 299.0)) for s in
+        windows = st.sliding_windows(t0, t0 + 298.0, size_s=58.0, step_s=30.0)  # 9 windows; shortest file ends at 298.18 s
+        # active electrodes counted in the analysed 298 s only
+        counts = np.array([np.sum((s >= t0) & (s < t0 + 298.0)) for s in
                            (spikes.spike_times_s(u) for u in range(spikes.num_units))])
         spikes = spikes.select_units(np.asarray(spikes.unit_ids)[counts >= args.min_spikes])
         conn = st.compute_connectivity(spikes, windows, method="sttc", dt_ms=10.0, verbose=False)
         m = conn.matrices.astype(np.float64)
         iu = np.triu_indices(spikes.num_units, 1)
         pairs = m[:, iu[0], iu[1]]
-        n_spk = np.array([np.sum((s >= t0) & (s < t0 + 299.0)) for s in
+        n_spk = np.array([np.sum((s >= t0) & (s < t0 + 298.0)) for s in
                           (spikes.spike_times_s(u) for u in range(spikes.num_units))])
         base = {
-            "log_rate": float(np.mean(np.log10(n_spk / 299.0))),
+            "log_rate": float(np.mean(np.log10(n_spk / 298.0))),
             "mean_sttc": float(np.nanmean(pairs)),
             "frac_sttc>0.1": float(np.nanmean(pairs > 0.1)),
             "n_active": float(spikes.num_units),
@@ -186,7 +186,7 @@ def main() -> None:
         results[key] = {"rho": rho, "p": float(p), "partial_rho_given_rate": prho, "concordance": conc,
                         "n_pairs": n_pairs, "p_concordance": float(p_c), "seed_rhos": seed_rhos, "values": values}
 
-    lines = [f"hiPSC cultures: {len(rows)} recordings ({np.unique(cult_a).size} cultures), first 299 s, 59 s / 30 s "
+    lines = [f"hiPSC cultures: {len(rows)} recordings ({np.unique(cult_a).size} cultures), first 298 s, 58 s / 30 s "
              f"windows, STTC dt 10 ms, density {args.density}, >= {args.min_spikes} spikes, TAVRNN z 8, |STTC|-row "
              f"features, seeds {seeds}, epochs {args.epochs}, {args.permutations} permutations.", "",
              "| score | kind | Spearman rho vs DIV | p (perm.) | rho over seeds (mean [95% CI]) | partial rho given log_rate "
