@@ -378,7 +378,7 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
     history_node : bool, default: True
         Add the graph-level history node.
     node_features : "auto" | "graph" | "adjacency" | "identity", default: "auto"
-        "graph" (= "auto" here): rows of the unthresholded |connectivity| matrix, as published for MEA data;
+        "graph" (= "auto" here): rows of the unthresholded absolute connectivity matrix, as published for MEA data;
         "adjacency": rows of the thresholded weighted adjacency; "identity": one-hot unit identity.
     use_edge_weight : bool, default: False
         Weight GCN messages by connectivity values.
@@ -477,7 +477,10 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         model = self._estimator(verbose).fit(graphs)
         data = {
             "embeddings": model.transform(graphs).astype(np.float32),
-            "attention_weights": np.asarray(model.attention_weights_, dtype=np.float32),
+            # Without attention (VGRNN) each window sees only its own recurrent state: the identity.
+            "attention_weights": np.asarray(
+                np.eye(len(graphs)) if model.attention_weights_ is None else model.attention_weights_, dtype=np.float32
+            ),
             "loss_history": np.asarray(model.loss_history_, dtype=np.float64),
             "stale_units": np.zeros(graphs.num_nodes, dtype=bool),
             "format_info": _version_info(),

@@ -313,3 +313,33 @@ def test_attention_at_least_as_good_as_vgrnn_on_links(link_scores):
     print("attention - no attention (detection AUC, prediction AUC) per seed", np.round(diffs, 3))
     mean_det, mean_pred = np.mean(diffs, axis=0)
     assert mean_det >= -0.01 and mean_pred >= -0.02, diffs
+
+
+def test_thread_policy_is_scoped_and_validated():
+    import torch
+
+    from spikeinterface_tavrnn.estimator import SINGLE_THREAD_MAX_NODES
+
+    rng = np.random.default_rng(0)
+    mats = []
+    for _ in range(3):
+        upper = np.triu(rng.random((20, 20)) < 0.2, 1)
+        mats.append((upper | upper.T).astype(np.float32))
+    graphs = GraphSequence.from_adjacency(mats)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seen = []
+        model = TAVRNN(z_dim=2, h_dim=4, epochs=1, seed=0)
+        original = model._run
+        model._run = lambda *a, **k: (seen.append(torch.get_num_threads()), original(*a, **k))[1]
+        model.fit(graphs).transform(graphs)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        assert TAVRNN(num_threads=None)._resolve_num_threads(graphs) is None
+        big = GraphSequence([np.zeros((2, 0), dtype=np.int64)], num_nodes=SINGLE_THREAD_MAX_NODES + 1)
+        assert TAVRNN()._resolve_num_threads(big) is None
+        with pytest.raises(ValueError, match="num_threads"):
+            TAVRNN(num_threads=0).fit(graphs)
+    finally:
+        torch.set_num_threads(previous)

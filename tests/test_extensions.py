@@ -213,3 +213,10 @@ def test_analyzer_with_real_recording(tmp_path):
     analyzer.compute("tavrnn_embeddings", **FAST_MODEL)
     assert analyzer.get_extension("tavrnn_embeddings").get_data().shape == (3, 6, 4)
     assert not st.is_placeholder_recording(analyzer)
+
+
+def test_vgrnn_ablation_stores_identity_attention():
+    analyzer = create_analyzer_from_spikes(_sorting())
+    analyzer.compute("functional_connectivity", method="sttc", window_s=20.0, step_s=10.0, density=0.3)
+    analyzer.compute("tavrnn_embeddings", attention=False, **FAST_MODEL)
+    np.testing.assert_array_equal(analyzer.get_extension("tavrnn_embeddings").get_data(outputs="attention"), np.eye(5))
