@@ -17,7 +17,7 @@ extensions = [
     "myst_parser",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "results/*.md"]
 autosummary_generate = True
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()

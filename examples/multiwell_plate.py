@@ -25,8 +25,9 @@ for day in days:
     spikes = st.SpikeTrains.from_sorting(st.read_sorting(path), label_property="well").active_units(min_spikes=50)
     windows = st.sliding_windows(spikes.t_start_s, spikes.t_stop_s, size_s=300.0, step_s=150.0)
     connectivity = st.compute_connectivity(spikes, windows, method="sttc", dt_ms=10.0, verbose=False)
-    graphs = connectivity.to_graphs(density=0.05)
+    graphs = connectivity.to_graphs(density=0.02)  # about the share of pairs inside one of 48 wells
     model = st.TAVRNN(z_dim=8, epochs=150, seed=0, verbose=False).fit(graphs)
     result = cluster_nodes(model.transform(graphs), spikes.unit_labels, n_permutations=20, seed=0)
     print(f"DIV{day}: {spikes.num_units} electrodes in {len(np.unique(spikes.unit_labels))} wells, {len(windows)} windows")
-    print(result)
+    print("  mean over windows: " + ", ".join(f"{k} {v:.3f}" for k, v in result.mean_scores.items()))
+    print("  permutation p:     " + ", ".join(f"{k} {v:.3f}" for k, v in result.mean_p_values.items()))

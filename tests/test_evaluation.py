@@ -436,3 +436,10 @@ def test_classification_metrics_match_sklearn():
         assert got["accuracy"] == pytest.approx(accuracy_score(y, pred))
         assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
         assert (got["precision"], got["recall"], got["f1"]) == pytest.approx((p, r, f))
+
+
+def test_flat_readout_keeps_each_node_in_place():
+    z = np.arange(2 * 3 * 4, dtype=float).reshape(2, 3, 4)
+    flat = window_vectors(z, "flat")
+    assert flat.shape == (2, 12)
+    np.testing.assert_array_equal(flat[1, 4:8], z[1, 1])
