@@ -1,0 +1,80 @@
+"""The `tavrnn` command: run on real MEA files, behaviour intervals, the demo, overwrite protection, bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from spikeinterface_tavrnn.analyzer import load_sorting_analyzer
+from spikeinterface_tavrnn.cli import main
+
+from _data import shared_data_path
+
+FAST = ["--epochs", "3", "--z-dim", "4", "--h-dim", "8", "--quiet"]
+
+
+def test_run_on_sjemea_file_writes_analyzer_and_report(tmp_path, capsys):
+    source = shared_data_path("hipsc_cultures", "hiPSN_tc06_d12_spikes6sd.h5")
+    output = tmp_path / "out"
+    assert main(["run", str(source), "--window-s", "120", "--step-s", "60", "--density", "0.2", "-o", str(output)] + FAST) == 0
+    printed = capsys.readouterr().out
+    assert str(output / "report" / "index.html") in printed
+    analyzer = load_sorting_analyzer(output / "analyzer")
+    embeddings = analyzer.get_extension("tavrnn_embeddings").get_data()
+    assert embeddings.shape[0] == 9 and embeddings.shape[2] == 4
+    html = (output / "report" / "index.html").read_text()
+    for png in ("connectivity.png", "embeddings.png", "loss.png"):
+        assert png in html and (output / "report" / png).stat().st_size > 1000
+    summary = json.loads((output / "report" / "summary.json").read_text())
+    assert summary["recording"]["n_windows"] == 9
+
+    # never overwritten without --overwrite, and nothing partial is left behind
+    before = sorted(p.name for p in output.iterdir())
+    assert main(["run", str(source), "-o", str(output)] + FAST) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in output.iterdir()) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial")]
+
+
+def test_run_with_behaviour_intervals_and_zarr(tmp_path):
+    source = shared_data_path("axion_spike_list", "exampleRecording_1012016_plate1_DIV3_spike_list.csv.gz")
+    intervals = tmp_path / "epochs.csv"
+    intervals.write_text("start_s,stop_s,label\n0,18,baseline\n18,36,stim\n36,54,baseline\n")
+    output = tmp_path / "axion"
+    args = ["run", str(source), "--intervals", str(intervals), "--method", "pearson", "--bin-ms", "20",
+            "--threshold", "0.1", "--analyzer-format", "zarr", "-o", str(output)]
+    assert main(args + FAST) == 0
+    analyzer = load_sorting_analyzer(output / "analyzer.zarr")
+    windows = analyzer.get_extension("functional_connectivity").get_windows()
+    assert list(windows.labels) == ["baseline", "stim", "baseline"]
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
+    unknown = tmp_path / "notes.txt"
+    unknown.write_text("hello")
+    assert main(["run", str(unknown), "-o", str(tmp_path / "x")] + FAST) == 2
+    error = capsys.readouterr().err
+    assert "cannot read" in error and "format=" in error and error.count("\n") == 1
+    source = shared_data_path("hipsc_cultures", "hiPSN_tc06_d12_spikes6sd.h5")
+    assert main(["run", str(source), "--window-s", "5000", "-o", str(tmp_path / "y")] + FAST) == 2
+    assert "longer than the recording" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("begin,end\n0,1\n")
+    assert main(["run", str(source), "--intervals", str(bad_csv), "-o", str(tmp_path / "z")] + FAST) == 2
+    assert "start_s and stop_s" in capsys.readouterr().err
+
+
+def test_demo_runs_from_the_installed_command(tmp_path):
+    command = shutil.which("tavrnn") or None
+    args = ([command] if command else [sys.executable, "-m", "spikeinterface_tavrnn.cli"]) + [
+        "demo", "--output", str(tmp_path / "demo"), "--epochs", "5"] + FAST[2:]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "demo" / "report" / "index.html").is_file()
+    summary = json.loads((tmp_path / "demo" / "report" / "summary.json").read_text())
+    assert summary["recording"]["n_units"] == 31
+    assert np.isfinite(summary["model"]["final_loss"])
