@@ -9,18 +9,7 @@ from spikeinterface_tavrnn.evaluation import classify_windows
 from spikeinterface_tavrnn.graphs import GraphSequence
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models: one intra-op thread avoids spin-wait contention on a shared 2-core machine."""
-    import torch
-
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):  # the same for BLAS / OpenMP (k-means, logistic regression)
-        yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _sbm_graphs(n_windows=4, n_nodes=40, p_in=0.5, p_out=0.05, seed=0):

@@ -15,13 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _dynamic_sbm import dynamic_sbm  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny graphs: intra-op threads only add synchronisation, and the test machine is shared.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

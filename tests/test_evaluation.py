@@ -21,18 +21,7 @@ from spikeinterface_tavrnn.graphs import GraphSequence
 from spikeinterface_tavrnn.windows import Windows, sliding_windows
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models: one intra-op thread avoids spin-wait contention on a shared 2-core machine."""
-    import torch
-
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):  # the same for BLAS / OpenMP (k-means, logistic regression)
-        yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ------------------------------------------------------------------ statistics helpers

@@ -20,13 +20,7 @@ from spikeinterface_tavrnn.model import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny graphs: intra-op threads only add synchronisation, and the test machine is shared.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _random_graphs(n=12, t=4, p=0.3, seed=0, features=False, weighted=False):
