@@ -310,15 +310,16 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
         )
 
     def _unit_labels(self):
-        label_property = self.params["label_property"]
-        sorting = self.sorting_analyzer.sorting
-        if label_property == "auto":
-            from .spiketrains import _LABEL_PROPERTIES_AUTO
+        from .spiketrains import resolve_unit_labels
 
-            label_property = next((k for k in _LABEL_PROPERTIES_AUTO if k in sorting.get_property_keys()), None)
-        if label_property is None or label_property not in sorting.get_property_keys():
+        try:
+            return resolve_unit_labels(self.sorting_analyzer, self.params["label_property"])[0]
+        except KeyError:  # the property was removed from the sorting since the computation
             return None
-        return np.asarray(sorting.get_property(label_property))
+
+    def get_unit_labels(self) -> np.ndarray | None:
+        """One label per unit (region, well) as used by the plots, or None (see ``label_property``)."""
+        return self._unit_labels()
 
     def get_connectivity(self):
         """The stored matrices as a :class:`~spikeinterface_tavrnn.ConnectivitySequence`."""

@@ -327,16 +327,7 @@ class SpikeTrains:
             locations = np.asarray(analyzer.get_extension("unit_locations").get_data())
         elif "location" in sorting.get_property_keys():
             locations = np.asarray(sorting.get_property("location"), dtype=float)
-        labels = None
-        if label_property == "auto":
-            keys = sorting.get_property_keys()
-            label_property = next((key for key in _LABEL_PROPERTIES_AUTO if key in keys), None)
-        if label_property is not None:
-            if label_property not in sorting.get_property_keys():
-                raise KeyError(
-                    f"The sorting has no property {label_property!r}; available: {list(sorting.get_property_keys())}."
-                )
-            labels = np.asarray(sorting.get_property(label_property))
+        labels, label_property = resolve_unit_labels(sorting_or_analyzer, label_property)
         return cls(
             spike_samples=trains,
             sampling_frequency=fs,
@@ -440,7 +431,8 @@ class SpikeTrains:
         if self.unit_locations_um is not None:
             sorting.set_property("location", self.unit_locations_um)
         if self.unit_labels is not None:
-            sorting.set_property(self.metadata.get("label_property") or "label", self.unit_labels)
+            source = self.metadata.get("label_property") or "label"
+            sorting.set_property(source.removeprefix("probe:"), self.unit_labels)
         return sorting
 
     def to_neo(self) -> list:
@@ -458,6 +450,47 @@ class SpikeTrains:
             )
             for i, uid in enumerate(self.unit_ids)
         ]
+
+
+def resolve_unit_labels(sorting_or_analyzer, label_property: str | None = "auto") -> tuple[np.ndarray | None, str | None]:
+    """One label per unit (region, well) from a sorting property or, for an analyzer, its probe.
+
+    Parameters
+    ----------
+    sorting_or_analyzer : BaseSorting or SortingAnalyzer
+        Where to look.
+    label_property : str or None, default: "auto"
+        A sorting property name; "auto" takes the first present of ``region``, ``brain_area``, ``well``, ``group``,
+        ``label`` and, failing those, the ``region`` contact annotation of an analyzer's probe at each unit's main
+        channel; None reads no labels.
+
+    Returns
+    -------
+    labels : np.ndarray or None
+    source : str or None
+        The property name, ``"probe:region"``, or None.
+    """
+    analyzer = sorting_or_analyzer if hasattr(sorting_or_analyzer, "get_extension") else None
+    sorting = analyzer.sorting if analyzer is not None else sorting_or_analyzer
+    keys = list(sorting.get_property_keys())
+    if label_property is None:
+        return None, None
+    if label_property != "auto":
+        if label_property not in keys:
+            raise KeyError(f"The sorting has no property {label_property!r}; available: {keys}.")
+        return np.asarray(sorting.get_property(label_property)), label_property
+    found = next((key for key in _LABEL_PROPERTIES_AUTO if key in keys), None)
+    if found is not None:
+        return np.asarray(sorting.get_property(found)), found
+    if analyzer is not None and analyzer.get_num_channels() > 0:
+        try:
+            regions = analyzer.get_probe().contact_annotations.get("region")
+        except ValueError:  # no probe, or a probe group
+            regions = None
+        if regions is not None:
+            main_channels = analyzer.get_main_channels(outputs="index")
+            return np.asarray(regions)[np.asarray(main_channels)], "probe:region"
+    return None, None
 
 
 def _apply_duplicate_policy(samples: np.ndarray, unit_id, policy: str) -> np.ndarray:

@@ -164,3 +164,19 @@ def test_select_units_keeps_metadata_in_order():
     np.testing.assert_array_equal(picked.unit_locations_um[0], [2.0, 3.0])
     with pytest.raises(KeyError, match="Unknown unit ids"):
         spikes.select_units(["z"])
+
+
+def test_regions_from_probe_contact_annotations_of_an_analyzer():
+    import spikeinterface.core as sc
+
+    recording, sorting = sc.generate_ground_truth_recording(durations=[10.0], num_units=4, num_channels=8, seed=0)
+    probe = recording.get_probe()
+    probe.annotate_contacts(region=np.array(["CA1"] * 4 + ["CA3"] * 4))
+    recording.set_probe(probe)
+    analyzer = sc.create_sorting_analyzer(sorting, recording, sparse=False)
+    main = analyzer.get_main_channels(outputs="index")
+    spikes = SpikeTrains.from_sorting(analyzer)
+    np.testing.assert_array_equal(spikes.unit_labels, np.where(main < 4, "CA1", "CA3"))
+    assert spikes.metadata["label_property"] == "probe:region"
+    sorting.set_property("region", np.array(["a", "b", "c", "d"]))  # a sorting property takes precedence
+    assert list(SpikeTrains.from_sorting(sorting).unit_labels) == ["a", "b", "c", "d"]
