@@ -46,7 +46,6 @@ __all__ = [
 CONNECTIVITY_EXTENSION = "functional_connectivity"
 EMBEDDINGS_EXTENSION = "tavrnn_embeddings"
 #: Sorting properties searched for unit labels, in order (as ``SpikeTrains.from_sorting`` does).
-LABEL_PROPERTIES = ("region", "brain_area", "well", "group", "label")
 #: Windows shown by default by the per-window widgets.
 DEFAULT_MAX_WINDOWS = 6
 _MAX_TICK_LABELS = 30
@@ -77,7 +76,7 @@ def unit_labels_from_analyzer(analyzer) -> np.ndarray | None:
 
     Uses the ``functional_connectivity`` extension's label property when that extension exists (so the labels
     match the ones its graphs carry), else the first of ``region``, ``brain_area``, ``well``, ``group``,
-    ``label`` that the sorting has as a property.
+    ``label`` that the sorting has as a property, else the probe's ``region`` contact annotations.
 
     Parameters
     ----------
@@ -90,14 +89,10 @@ def unit_labels_from_analyzer(analyzer) -> np.ndarray | None:
         One label per unit, in ``analyzer.unit_ids`` order.
     """
     if analyzer.has_extension(CONNECTIVITY_EXTENSION):
-        extension = analyzer.get_extension(CONNECTIVITY_EXTENSION)
-        lookup = getattr(extension, "_unit_labels", None)
-        if lookup is not None:
-            return lookup()
-    sorting = analyzer.sorting
-    keys = sorting.get_property_keys()
-    key = next((k for k in LABEL_PROPERTIES if k in keys), None)
-    return None if key is None else np.asarray(sorting.get_property(key))
+        return analyzer.get_extension(CONNECTIVITY_EXTENSION).get_unit_labels()
+    from .spiketrains import resolve_unit_labels
+
+    return resolve_unit_labels(analyzer, "auto")[0]
 
 
 def _analyzer_windows(analyzer) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
