@@ -388,7 +388,8 @@ class TAVRNN:
                 history.append(value)
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
                 if patience:
-                    if value < best - 1e-4 * abs(best):
+                    # The first epoch always counts as an improvement (inf - inf would be NaN).
+                    if not math.isfinite(best) or value < best - 1e-4 * abs(best):
                         best, since_best = value, 0
                     else:
                         since_best += 1
