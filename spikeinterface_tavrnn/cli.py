@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_options(
         demo,
         defaults=dict(method="pearson", bin_ms=25.0, threshold=None, density=0.15, node_features="identity",
-                      epochs=150, output=Path("tavrnn_demo"), score_links=True),
+                      epochs=100, output=Path("tavrnn_demo"), score_links=True),
     )
     return parser
 
