@@ -363,3 +363,38 @@ def test_fused_step_matches_reference_modules(mode, sample):
         torch.testing.assert_close(getattr(out, name), getattr(ref_out, name))
     for name, grad in ref_grads.items():
         torch.testing.assert_close(grads[name], grad, msg=name)
+
+
+@pytest.mark.parametrize("window", [None, 2])
+@pytest.mark.parametrize("history_node", [True, False])
+def test_fused_gated_attention_matches_reference(window, history_node):
+    g = _random_graphs(n=11, t=5, features=True)
+    prep = prepare_sequence(g, "graph")
+    torch.manual_seed(1)
+    module = TAVRNNModule(
+        prep.n_features, "graph", h_dim=6, z_dim=3, attention_window=window, history_node=history_node
+    ).double()
+    with torch.no_grad():  # move the attention away from its (identity-like) initialisation
+        for p in module.attention.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    prep.features = prep.features.double()
+    prep.adjacency = [a.double() for a in prep.adjacency]
+    prep.pos_pattern = prep.pos_pattern.double()
+
+    def run(fused):
+        module.fused = fused
+        module.zero_grad()
+        gen = torch.Generator().manual_seed(0)
+        out = module(prep, sample=True, generator=gen)
+        loss = (
+            reconstruction_loss(out.z, prep, "dense") + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
+        ).sum() + (out.mu**3).sum() + (out.prior_mu**2).sum()
+        loss.backward()
+        return out, {n: p.grad.clone() for n, p in module.named_parameters()}
+
+    ref_out, ref_grads = run(False)
+    out, grads = run(True)
+    for name in ("mu", "sigma", "z", "prior_mu", "prior_sigma", "attention"):
+        torch.testing.assert_close(getattr(out, name), getattr(ref_out, name))
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(grads[name], grad, msg=name)

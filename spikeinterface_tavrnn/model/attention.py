@@ -154,3 +154,133 @@ class TemporalAttention(nn.Module):
         if self.window is not None and len(memory["summaries"]) >= self.window:
             del memory["summaries"][0], memory["states"][0]
         return out, weights
+
+
+class _GatedAttentionStep(torch.autograd.Function):
+    """One gated attention step (one layer) as a single autograd node, with a hand-written backward.
+
+    Same function as :meth:`TemporalAttention.forward` in ``"gated"`` mode with one layer. The attended states and
+    summaries of earlier steps are not autograd inputs: they are kept (detached) in the shared ``buf`` of the
+    sequence, and their gradients are accumulated there (``buf["g_states"]``, ``buf["g_summaries"]``) by later steps
+    and consumed (then zeroed) by the step that produced them. This is exact because every later step depends on
+    this step's output through the recurrence, so autograd runs the later steps' backward first. Each step then costs
+    a few whole-history products instead of a stack of the history per step (O(T^2) copies and autograd nodes).
+    """
+
+    @staticmethod
+    def forward(ctx, h_tilde, buf, t, start, w_r, b_r, w_q, b_q, w_k, w_v, b_v, w_g, b_g):
+        n, d = h_tilde.shape
+        states, summaries = buf["states"], buf["summaries"]
+        if w_r is not None:
+            p = torch.softmax(h_tilde @ w_r.t() + b_r, dim=0)  # (N, 1)
+            summary = (p.t() @ h_tilde).squeeze(0)
+        else:
+            p = None
+            summary = h_tilde.mean(dim=0)
+        summaries[t] = summary
+        u = summaries[start : t + 1]  # (m, d), the current summary last
+        q = torch.addmv(b_q, w_q, summary)
+        keys = u @ w_k.t()
+        scale = 1.0 / math.sqrt(d)
+        weights = torch.softmax((keys @ q) * scale, dim=0)
+        context = torch.cat([summary, weights @ u])
+        if t > start:
+            a = torch.mv(states[start:t].view(t - start, -1).t(), weights[:-1]).view(n, d)
+        else:
+            a = torch.zeros_like(h_tilde)
+        a.add_(h_tilde, alpha=float(weights[-1]))
+        attended = torch.addmm(b_v, a, w_v.t())
+        gate = torch.sigmoid(torch.addmv(b_g, w_g, context))
+        out = torch.lerp(h_tilde, attended, gate)
+        states[t] = out
+        ctx.buf, ctx.t, ctx.start = buf, t, start
+        ctx.has_readout = w_r is not None
+        ctx.save_for_backward(h_tilde, p, w_r, w_q, w_k, w_v, w_g, summary, q, keys, weights, context, a, attended, gate)
+        ctx.mark_non_differentiable(weights)
+        return out, weights
+
+    @staticmethod
+    def backward(ctx, d_out, _d_weights):
+        (h_tilde, p, w_r, w_q, w_k, w_v, w_g, summary, q, keys, weights, context, a, attended, gate) = ctx.saved_tensors
+        buf, t, start = ctx.buf, ctx.t, ctx.start
+        n, d = h_tilde.shape
+        g_states, g_summaries = buf["g_states"], buf["g_summaries"]
+        d_out = g_states[t].clone() if d_out is None else d_out + g_states[t]
+        g_states[t].zero_()
+        states, summaries = buf["states"], buf["summaries"]
+        u = summaries[start : t + 1]
+        scale = 1.0 / math.sqrt(d)
+
+        # out = h~ + g (att - h~)
+        d_h = d_out * (1.0 - gate)
+        d_att = d_out * gate
+        d_gpre = (d_out * (attended - h_tilde)).sum(0) * gate * (1.0 - gate)
+        d_w_g = torch.outer(d_gpre, context)
+        d_b_g = d_gpre
+        d_context = d_gpre @ w_g
+        d_u_t = d_context[:d].clone()
+        d_ctx = d_context[d:]
+        # att = a W_v^T + b_v, a = sum_s alpha_s H_s (H_t = h~)
+        d_w_v = d_att.t() @ a
+        d_b_v = d_att.sum(0)
+        d_a = d_att @ w_v
+        d_alpha = u @ d_ctx
+        d_alpha[-1] += (d_a * h_tilde).sum()
+        d_h.add_(d_a, alpha=float(weights[-1]))
+        if t > start:
+            flat_d_a = d_a.view(-1)
+            d_alpha[:-1] += states[start:t].view(t - start, -1) @ flat_d_a
+            g_states[start:t].view(t - start, -1).addr_(weights[:-1], flat_d_a)
+        d_u = torch.outer(weights, d_ctx)
+        # weights = softmax(K q / sqrt(d)), K = U W_k^T, q = W_q u_t + b_q
+        d_scores = weights * (d_alpha - (weights * d_alpha).sum()) * scale
+        d_keys = torch.outer(d_scores, q)
+        d_q = d_scores @ keys
+        d_w_q = torch.outer(d_q, summary)
+        d_b_q = d_q
+        d_u_t += d_q @ w_q
+        d_w_k = d_keys.t() @ u
+        d_u += d_keys @ w_k
+        if t > start:
+            g_summaries[start:t] += d_u[:-1]
+        d_u_t += d_u[-1] + g_summaries[t]
+        g_summaries[t].zero_()
+        # summary
+        d_w_r = d_b_r = None
+        if ctx.has_readout:
+            d_h.addr_(p.squeeze(1), d_u_t)
+            d_logits = p * ((h_tilde @ d_u_t).unsqueeze(1))
+            d_logits = d_logits - p * d_logits.sum()
+            d_w_r = d_logits.t() @ h_tilde
+            d_b_r = d_logits.sum(0)
+            d_h.addr_(d_logits.squeeze(1), w_r.squeeze(0))
+        else:
+            d_h.add_(d_u_t / n)
+        return d_h, None, None, None, d_w_r, d_b_r, d_w_q, d_b_q, d_w_k, d_w_v, d_b_v, d_w_g, d_b_g
+
+
+def gated_attention_memory(n_windows: int, n_nodes: int, d: int, device, dtype) -> dict:
+    """Shared buffers of a sequence for :class:`_GatedAttentionStep`."""
+    return {
+        "fused": True,
+        "t": 0,
+        "states": torch.zeros(n_windows, n_nodes, d, device=device, dtype=dtype),
+        "summaries": torch.zeros(n_windows, d, device=device, dtype=dtype),
+        "g_states": torch.zeros(n_windows, n_nodes, d, device=device, dtype=dtype),
+        "g_summaries": torch.zeros(n_windows, d, device=device, dtype=dtype),
+    }
+
+
+def fused_gated_step(attention: TemporalAttention, h_tilde: Tensor, memory: dict) -> tuple[Tensor, Tensor]:
+    """One step of one-layer gated attention through :class:`_GatedAttentionStep`; returns (H_t, weights)."""
+    t = memory["t"]
+    start = 0 if attention.window is None else max(0, t - attention.window + 1)
+    ro = attention.readout
+    out, weights = _GatedAttentionStep.apply(
+        h_tilde, memory, t, start,
+        None if ro is None else ro.weight, None if ro is None else ro.bias,
+        attention.query.weight, attention.query.bias, attention.key.weight,
+        attention.values[0].weight, attention.values[0].bias, attention.gates[0].weight, attention.gates[0].bias,
+    )  # fmt: skip
+    memory["t"] = t + 1
+    return out, weights

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import TemporalAttention
+from .attention import TemporalAttention, fused_gated_step, gated_attention_memory
 from .features import PreparedSequence
 from .fused import FusedVGRNNStep
 from .graph_conv import PrecomputedGCNConv, symmetric_spmm
@@ -134,7 +134,7 @@ class VGRNN(nn.Module):
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         return h_tilde, None
 
-    def _attention_memory(self, n_nodes: int, device: torch.device):
+    def _attention_memory(self, n_nodes: int, device: torch.device, n_windows: int = 0, dtype=None):
         return None
 
     def forward(
@@ -179,7 +179,7 @@ class VGRNN(nn.Module):
         else:
             w_h = w_enc_h
         h = [torch.zeros(n, d, device=device, dtype=dtype) for _ in range(self.n_layers)]
-        memory = self._attention_memory(n, device)
+        memory = self._attention_memory(n, device, n_windows, dtype)
         h_prev, mus, sigmas, zs, weights = [], [], [], [], []
         fused = self.fused and self.n_layers == 1
         cell0 = self.rnn.cells[0]
@@ -275,10 +275,18 @@ class TAVRNNModule(VGRNN):
             else None
         )
 
-    def _attention_memory(self, n_nodes: int, device: torch.device):
-        return None if self.attention is None else self.attention.initial_state(n_nodes, device)
+    def _attention_memory(self, n_nodes: int, device: torch.device, n_windows: int = 0, dtype=None):
+        if self.attention is None:
+            return None
+        if self.fused and self.n_layers == 1 and self.attention.mode == "gated" and n_windows > 0:
+            # One autograd node per step, history kept in shared buffers (see attention._GatedAttentionStep).
+            return gated_attention_memory(n_windows, n_nodes, self.h_dim, device, dtype)
+        return self.attention.initial_state(n_nodes, device)
 
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         if self.attention is None:
             return h_tilde, None
+        if memory.get("fused"):
+            out, weights = fused_gated_step(self.attention, h_tilde[0], memory)
+            return [out], weights
         return self.attention(h_tilde, memory)
