@@ -90,6 +90,26 @@ def dt_to_samples(dt_ms: float, sampling_frequency: float) -> int:
     return dt_samples
 
 
+@njit(cache=True, nogil=True)
+def _count_partners(s, p, i, lo, hi, dt, merged_samples, merged_units, last_seen, row):
+    """``row[b] += 1`` once for every unit ``b`` with a spike within dt of spike ``i`` (sample ``s``, at position ``p``
+    of the time-sorted spikes of all units), looking only at merged positions ``[lo, hi)``."""
+    k = p - 1
+    while k >= lo and merged_samples[k] >= s - dt:
+        b = merged_units[k]
+        if last_seen[b] != i:
+            last_seen[b] = i
+            row[b] += 1
+        k -= 1
+    k = p + 1
+    while k < hi and merged_samples[k] <= s + dt:
+        b = merged_units[k]
+        if last_seen[b] != i:
+            last_seen[b] = i
+            row[b] += 1
+        k += 1
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _sttc_counts(unit_samples, pos, merged_samples, merged_units, w0, w1, mlo, mhi, ulo, uhi, dt, out, cover):
     """Coincidence counts into ``out[t, a, b]`` (spikes of a with a b spike within dt) and covered samples."""
@@ -112,21 +132,7 @@ def _sttc_counts(unit_samples, pos, merged_samples, merged_units, w0, w1, mlo, m
             s = unit_samples[i]
             if i > lo:
                 covered += min(s - unit_samples[i - 1], 2 * dt)
-            p = pos[i]
-            k = p - 1
-            while k >= first and merged_samples[k] >= s - dt:
-                b = merged_units[k]
-                if last_seen[b] != i:
-                    last_seen[b] = i
-                    row[b] += 1
-                k -= 1
-            k = p + 1
-            while k < end and merged_samples[k] <= s + dt:
-                b = merged_units[k]
-                if last_seen[b] != i:
-                    last_seen[b] = i
-                    row[b] += 1
-                k += 1
+            _count_partners(s, pos[i], i, first, end, dt, merged_samples, merged_units, last_seen, row)
         covered += min(w1[t] - unit_samples[hi - 1], dt)
         cover[t, a] = covered
 
@@ -144,22 +150,7 @@ def _sttc_block_counts(unit_samples, pos, merged_samples, merged_units, blo, bhi
         row = out[a]
         last_seen = np.full(n_units, -1, dtype=np.int64)
         for i in range(blo[a], bhi[a]):
-            s = unit_samples[i]
-            p = pos[i]
-            k = p - 1
-            while k >= 0 and merged_samples[k] >= s - dt:
-                b = merged_units[k]
-                if last_seen[b] != i:
-                    last_seen[b] = i
-                    row[b] += 1
-                k -= 1
-            k = p + 1
-            while k < n_total and merged_samples[k] <= s + dt:
-                b = merged_units[k]
-                if last_seen[b] != i:
-                    last_seen[b] = i
-                    row[b] += 1
-                k += 1
+            _count_partners(unit_samples[i], pos[i], i, 0, n_total, dt, merged_samples, merged_units, last_seen, row)
 
 
 @njit(cache=True, nogil=True)
