@@ -95,15 +95,16 @@ def unit_labels_from_analyzer(analyzer) -> np.ndarray | None:
     return resolve_unit_labels(analyzer, "auto")[0]
 
 
-def _analyzer_windows(analyzer) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+def _analyzer_windows(analyzer, starts=None, stops=None, labels=None) -> tuple:
+    """Window starts, stops and labels of the analyzer's connectivity extension; given values take precedence."""
     if not analyzer.has_extension(CONNECTIVITY_EXTENSION):
-        return None, None, None
+        return starts, stops, labels
     data = analyzer.get_extension(CONNECTIVITY_EXTENSION).data
-    labels = data.get("window_labels")
+    stored_labels = data.get("window_labels")
     return (
-        np.asarray(data["window_starts"], dtype=float),
-        np.asarray(data["window_stops"], dtype=float),
-        None if labels is None else np.asarray(labels),
+        np.asarray(data["window_starts"], dtype=float) if starts is None else starts,
+        np.asarray(data["window_stops"], dtype=float) if stops is None else stops,
+        (None if stored_labels is None else np.asarray(stored_labels)) if labels is None else labels,
     )
 
 
@@ -283,10 +284,9 @@ class ConnectivityMatricesWidget(BaseWidget):
             matrices = np.asarray(extension.get_data())
             if labels is None:
                 labels = unit_labels_from_analyzer(analyzer_or_matrices)
-            starts, stops, wlabels = _analyzer_windows(analyzer_or_matrices)
-            window_starts = starts if window_starts is None else window_starts
-            window_stops = stops if window_stops is None else window_stops
-            window_labels = wlabels if window_labels is None else window_labels
+            window_starts, window_stops, window_labels = _analyzer_windows(
+                analyzer_or_matrices, window_starts, window_stops, window_labels
+            )
         else:
             matrices = np.asarray(analyzer_or_matrices, dtype=float)
             if matrices.ndim == 2:
@@ -518,10 +518,9 @@ class EmbeddingsWidget(BaseWidget):
             embeddings = np.asarray(extension.get_data())
             if labels is None:
                 labels = unit_labels_from_analyzer(analyzer_or_embeddings)
-            starts, stops, wlabels = _analyzer_windows(analyzer_or_embeddings)
-            window_starts = starts if window_starts is None else window_starts
-            window_stops = stops if window_stops is None else window_stops
-            window_labels = wlabels if window_labels is None else window_labels
+            window_starts, window_stops, window_labels = _analyzer_windows(
+                analyzer_or_embeddings, window_starts, window_stops, window_labels
+            )
         else:
             embeddings = np.asarray(analyzer_or_embeddings, dtype=float)
         if embeddings.ndim != 3:
@@ -814,9 +813,7 @@ class WindowSummaryWidget(BaseWidget):
             matrices = np.asarray(extension.get_data())
             if edge_density is None and "edge_offsets" in extension.data:
                 edge_density = edge_density_from_offsets(extension.data["edge_offsets"], matrices.shape[1])
-            starts, stops, _ = _analyzer_windows(analyzer_or_matrices)
-            window_starts = starts if window_starts is None else window_starts
-            window_stops = stops if window_stops is None else window_stops
+            window_starts, window_stops, _ = _analyzer_windows(analyzer_or_matrices, window_starts, window_stops)
         else:
             matrices = np.asarray(analyzer_or_matrices, dtype=float)
         if matrices.ndim != 3 or matrices.shape[1] != matrices.shape[2]:
