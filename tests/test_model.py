@@ -115,6 +115,26 @@ def test_pairwise_softplus_sum_exact_and_gradient():
     )
 
 
+def test_pairwise_softplus_sum_grouped_logs():
+    from spikeinterface_tavrnn.model.losses import _product_group, _sum_log
+
+    torch.manual_seed(0)
+    for shape in [(2, 37, 37), (3, 8, 6), (1, 1, 1), (2, 5, 9)]:
+        s = torch.rand(shape, dtype=torch.float64) * 0.9 + 0.05
+        ref = s.log().sum(dim=(1, 2))
+        for group in (1, 2, 4, 16):
+            torch.testing.assert_close(_sum_log(s.clone(), group), ref)
+    # the group keeps products of sigmoid(-x), |x| <= max |z|^2, above the smallest normal float32
+    for max_sq in (0.0, 3.8, 12.0, 40.0, 79.0):
+        g = _product_group(max_sq, torch.float32)
+        assert g >= 1 and torch.sigmoid(torch.tensor(-max_sq)) ** g >= torch.finfo(torch.float32).tiny
+    # float32 at several logit scales (different group sizes), against float64 brute force
+    for scale in (0.3, 1.0, 2.0):
+        z = torch.randn(3, 301, 8) * scale
+        ref = torch.nn.functional.softplus(z.double() @ z.double().transpose(1, 2)).sum(dim=(1, 2))
+        torch.testing.assert_close(pairwise_softplus_sum(z).double(), ref, rtol=1e-5, atol=1e-3)
+
+
 def test_dense_reconstruction_equals_published_weighted_bce():
     torch.manual_seed(0)
     g = _random_graphs(n=14, t=3)

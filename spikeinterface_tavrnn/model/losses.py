@@ -16,6 +16,8 @@ same loss in O(edges) time and memory.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,8 @@ SIGMA_EPS = 1e-6
 _BLOCK_ELEMENTS = 1 << 21
 # Above this logit sigmoid(-x) underflows float32; such blocks use softplus directly.
 _SAFE_LOGIT = 80.0
+# At most this many values of sigmoid(-x) are multiplied before one logarithm (see _PairwiseSoftplusSum).
+_MAX_GROUP = 16
 
 
 def kl_normal(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor) -> Tensor:
@@ -60,8 +64,14 @@ class _PairwiseSoftplusSum(torch.autograd.Function):
     The logits are symmetric, so only blocks (I, J) with I <= J are computed (off-diagonal blocks count twice):
     ~(nb + 1) / (2 nb) of the elementwise work, and the transient memory is one reused (T, B, B) buffer. The gradient
     is formed in the same pass (the loss is a sum, so backward only rescales it): with ``s = sigmoid(-x)``,
-    ``softplus(x) = -log(s)`` and ``d softplus / dx = 1 - s``, so ``sum_j sigmoid(x_ij) z_j = sum_j z_j - (s Z)_i``.
-    Products are taken as ``Z^T s`` ((T, k, B) outputs), several times faster on CPU than ``s Z`` for small k.
+    ``softplus(x) = -log(s)`` and ``d softplus / dx = 1 - s``, so ``sum_j sigmoid(x_ij) z_j = sum_j z_j - (s Z)_i``
+    (the ``sum_j z_j`` part is added once at the end, for all blocks). Products are taken as ``Z^T s`` ((T, k, B)
+    outputs), several times faster on CPU than ``s Z`` for small k.
+
+    ``sum log(s)`` is taken as the sum of the logs of products of ``g`` values of ``s`` (pairwise products of the two
+    halves of each window's block, repeated): an exact identity that cuts the logarithms, the dearest pass, by ``g``.
+    ``g`` (a power of two, <= 16) is chosen from the bound ``s >= sigmoid(-max_i |z_i|^2) > exp(-(X + 1))`` so that
+    no product can leave the normal floating-point range.
     """
 
     @staticmethod
@@ -71,8 +81,10 @@ class _PairwiseSoftplusSum(torch.autograd.Function):
         blocks = _node_blocks(z)
         blocks_t = [b.transpose(1, 2).contiguous() for b in blocks]  # (T, k, B)
         # |x_ij| <= max_i |z_i|^2: when small enough, sigmoid(-x) cannot underflow anywhere.
-        safe = float((z * z).sum(dim=2).max()) < _SAFE_LOGIT if z.numel() else True
-        total = z.new_zeros(n_windows)
+        max_sq = float((z * z).sum(dim=2).max()) if z.numel() else 0.0
+        safe = max_sq < _SAFE_LOGIT
+        group = _product_group(max_sq, z.dtype)
+        sums, unsafe_pairs = [], set()
         grads_t = [torch.zeros_like(b) for b in blocks_t] if need_grad else None
         buffers: dict[tuple, Tensor] = {}
         for i, zi in enumerate(blocks):
@@ -85,8 +97,9 @@ class _PairwiseSoftplusSum(torch.autograd.Function):
                     buf = buffers[shape] = z.new_empty(shape)
                 neg_x = torch.bmm(neg_zi, blocks_t[j], out=buf)
                 if not safe and float(neg_x.min()) < -_SAFE_LOGIT:  # exact but slower path
+                    unsafe_pairs.add((i, j))
                     x = neg_x.neg_()
-                    total = total + factor * F.softplus(x).sum(dim=(1, 2))
+                    sums.append(F.softplus(x).sum(dim=(1, 2)).mul_(factor))
                     if need_grad:
                         sig = torch.sigmoid(x)
                         grads_t[i].baddbmm_(blocks_t[j], sig.transpose(1, 2), alpha=2.0)
@@ -97,20 +110,62 @@ class _PairwiseSoftplusSum(torch.autograd.Function):
                 if need_grad:
                     # d/dz_i of a diagonal block: 2 sum_j sigmoid(x_ij) z_j (the block is symmetric); an
                     # off-diagonal block counts twice, once for each orientation. sigmoid(x) = 1 - s.
-                    grads_t[i].add_(blocks_t[j].sum(dim=2, keepdim=True), alpha=2.0)
                     grads_t[i].baddbmm_(blocks_t[j], s.transpose(1, 2), alpha=-2.0)
                     if i != j:
-                        grads_t[j].add_(blocks_t[i].sum(dim=2, keepdim=True), alpha=2.0)
                         grads_t[j].baddbmm_(blocks_t[i], s, alpha=-2.0)
-                total = total - factor * s.log_().sum(dim=(1, 2))
+                sums.append(_sum_log(s, group).mul_(-factor))  # after the products: overwrites s
+        total = torch.stack(sums).sum(dim=0) if sums else z.new_zeros(n_windows)
         if need_grad:
-            ctx.save_for_backward(torch.cat(grads_t, dim=2).transpose(1, 2))
+            grad_t = torch.cat(grads_t, dim=2)
+            # the "1" of sigmoid(x) = 1 - s: 2 sum_j z_j over every block j paired with the node's block (safe path)
+            if not unsafe_pairs:
+                grad_t.add_(z.sum(dim=1).unsqueeze(2), alpha=2.0)
+            else:
+                offsets = [0]
+                for b in blocks:
+                    offsets.append(offsets[-1] + b.shape[1])
+                for i in range(len(blocks)):
+                    for j in range(len(blocks)):
+                        if (min(i, j), max(i, j)) not in unsafe_pairs:
+                            grad_t[:, :, offsets[i] : offsets[i + 1]].add_(
+                                blocks_t[j].sum(dim=2, keepdim=True), alpha=2.0
+                            )
+            ctx.save_for_backward(grad_t.transpose(1, 2))
         return total
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         (grad_z,) = ctx.saved_tensors
         return grad_z * grad_out.view(-1, 1, 1)
+
+
+def _product_group(max_sq: float, dtype: torch.dtype) -> int:
+    """Largest power of two ``g <= _MAX_GROUP`` with ``exp(-(max_sq + 1)) ** g`` a normal number of ``dtype``:
+    every ``s = sigmoid(-x) >= exp(-(|x| + log 2))`` with ``|x| <= max_sq``, so a product of ``g`` of them is too."""
+    limit = -math.log(torch.finfo(dtype).tiny) * 0.9
+    group = 1
+    while group < _MAX_GROUP and 2 * group * (max_sq + 1.0) < limit:
+        group *= 2
+    return group
+
+
+def _sum_log(s: Tensor, group: int) -> Tensor:
+    """``s.log().sum(dim=(1, 2))`` for positive ``s`` (T, B, C), taking one logarithm per product of ``group`` values
+    (the two halves of each window's values multiplied, repeatedly). Overwrites ``s``."""
+    flat = s.view(s.shape[0], -1)
+    length = flat.shape[1]
+    extra = None
+    while group > 1 and length > 1:
+        half = length // 2
+        if length % 2:  # odd length: the last value is logged on its own
+            tail = flat[:, 2 * half].log()
+            extra = tail if extra is None else extra.add_(tail)
+        flat[:, :half].mul_(flat[:, half : 2 * half])
+        flat = flat[:, :half]
+        length = half
+        group //= 2
+    out = flat.log_().sum(dim=1)
+    return out if extra is None else out.add_(extra)
 
 
 class _PatternDots(torch.autograd.Function):
