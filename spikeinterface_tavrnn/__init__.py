@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 from .spiketrains import SpikeTrains  # noqa: E402
 from .windows import Windows, sliding_windows, windows_from_events, windows_from_intervals  # noqa: E402
 from .graphs import GraphSequence  # noqa: E402
+from .structural import structural_node_features  # noqa: E402
 from .connectivity import ConnectivitySequence, available_methods, compute_connectivity, register_estimator  # noqa: E402
 from .analyzer import create_analyzer_from_spikes, is_placeholder_recording, load_sorting_analyzer  # noqa: E402
 from .extensions import (  # noqa: E402
@@ -60,6 +61,7 @@ __all__ = [
     "windows_from_events",
     "windows_from_intervals",
     "GraphSequence",
+    "structural_node_features",
     "ConnectivitySequence",
     "available_methods",
     "compute_connectivity",

@@ -67,6 +67,8 @@ _PARAM_NAMES = (
     "verbose",
     "preset",
     "num_threads",
+    "bptt_windows",
+    "recordings_per_step",
 )
 
 #: Graphs up to this many nodes run on one CPU thread with ``num_threads="auto"``.
@@ -134,11 +136,15 @@ class TAVRNN:
     history_node : bool, default: True
         Use a history node as the graph summary that queries the attention; it never appears in outputs. Only used
         with ``attention=True``.
-    node_features : {"auto", "identity", "adjacency", "graph"} or array-like, default: "auto"
+    node_features : {"auto", "identity", "adjacency", "graph", "structural"} or array-like, default: "auto"
         "identity": one-hot node ids (an embedding lookup, no N x N matrix); "adjacency": rows of each window's
         weighted adjacency with diagonal 1; "graph": the ``node_features`` the GraphSequence carries (for
-        connectivity graphs the unthresholded ``|r|`` rows, the published DishBrain features); an array (N, F) or
-        (T, N, F); "auto": "graph" when the sequence carries features, else "identity".
+        connectivity graphs the unthresholded ``|r|`` rows, the published DishBrain features); "structural":
+        inductive statistics of each node in each window's graph (degree, strength, clustering, connectivity
+        profile, firing rate when known; see :mod:`spikeinterface_tavrnn.structural`), standardised with the
+        training recordings' statistics, so that one model embeds recordings of any size, including unseen ones;
+        an array (N, F) or (T, N, F); "auto": "graph" when the sequence carries features, else "identity" (for a
+        list of sequences: "structural").
     use_edge_weight : bool, default: False
         Use edge weights (must be non-negative) in the GCN normalisation; the published model uses binary graphs.
     reconstruction : {"auto", "dense", "sampled"}, default: "auto"
@@ -175,22 +181,38 @@ class TAVRNN:
         CPU threads torch uses while this estimator computes. "auto": one thread for graphs of at most 512 nodes,
         whose per-window operations are too small to gain from threads (on a busy machine, torch's default threads
         made such models 10-50 times slower), and torch's own setting above that; None: torch's own setting.
+    bptt_windows : int or None, default: None
+        Truncated back-propagation through time: the gradient flows through at most this many consecutive windows.
+        The recurrence and attention still run over the whole sequence (state and attended history are carried
+        into the next chunk, detached) and each epoch is still one optimiser step on the loss of every window, so
+        training memory grows with ``bptt_windows`` instead of the number of windows. None: full back-propagation
+        (as published); a value >= the number of windows gives exactly the same fit.
+    recordings_per_step : int, default: 1
+        When fitting a list of sequences: recordings whose gradients are accumulated for one optimiser step (a
+        mini-batch of recordings, drawn in an order shuffled every epoch with ``seed``). Recordings are processed
+        one at a time, so memory does not grow with their number.
 
     Attributes
     ----------
     module_ : TAVRNNModule
         The trained torch module.
     loss_history_ : numpy.ndarray
-        Training loss (negative ELBO summed over windows) per epoch.
-    attention_weights_ : numpy.ndarray or None
-        (n_windows, n_windows) attention of each window (row) over windows (columns) on the training sequence;
-        rows sum to 1 and are zero outside the attention window. None without attention.
+        Training loss (negative ELBO summed over windows; for a list, its mean over recordings) per epoch.
+    attention_weights_ : numpy.ndarray, list of numpy.ndarray or None
+        (n_windows, n_windows) attention of each window (row) over windows (columns) on the training sequence (one
+        such array per recording after fitting a list); rows sum to 1 and are zero outside the attention window.
+        None without attention.
     n_features_in_ : int
         Input feature size seen by the model.
-    n_nodes_ : int
-        Number of nodes of the training graphs.
-    n_windows_ : int
-        Number of training windows.
+    n_nodes_ : int or list of int
+        Number of nodes of the training graphs (per recording after fitting a list).
+    n_windows_ : int or list of int
+        Number of training windows (per recording after fitting a list).
+    n_recordings_ : int
+        Number of training sequences (1 unless a list was fitted).
+    structural_features_ : tuple of str or None
+        Names of the structural features (``node_features="structural"``); their training mean and standard
+        deviation are ``structural_mean_`` and ``structural_scale_``.
     seed_ : int
         The seed used.
 
@@ -210,6 +232,17 @@ class TAVRNN:
     (4, 30, 4)
     >>> model.attention_weights_.shape
     (4, 4)
+
+    One model across recordings of different sizes, embedding a recording it has not seen:
+
+    >>> def recording(n_nodes, seed):
+    ...     r = np.random.default_rng(seed)
+    ...     upper = [np.triu(r.random((n_nodes, n_nodes)) < 0.2, 1) for _ in range(3)]
+    ...     return GraphSequence.from_adjacency([(u | u.T).astype(np.float32) for u in upper])
+    >>> shared = TAVRNN(node_features="structural", z_dim=4, h_dim=16, epochs=5, seed=0)
+    >>> shared = shared.fit([recording(20, 1), recording(35, 2)])
+    >>> shared.transform(recording(50, 3)).shape
+    (3, 50, 4)
     """
 
     def __init__(
@@ -236,6 +269,8 @@ class TAVRNN:
         verbose: bool = False,
         preset: str | None = None,
         num_threads: int | str | None = "auto",
+        bptt_windows: int | None = None,
+        recordings_per_step: int = 1,
     ):
         self.z_dim = z_dim
         self.h_dim = h_dim
@@ -259,11 +294,17 @@ class TAVRNN:
         self.verbose = verbose
         self.preset = preset
         self.num_threads = num_threads
+        self.bptt_windows = bptt_windows
+        self.recordings_per_step = recordings_per_step
 
     # ------------------------------------------------------------------ parameters
     def _resolve_num_threads(self, graphs: Any) -> int | None:
         if self.num_threads == "auto":
-            num_nodes = getattr(graphs, "num_nodes", None)
+            if isinstance(graphs, (list, tuple)):
+                sizes = [getattr(g, "num_nodes", None) for g in graphs]
+                num_nodes = max(sizes) if sizes and None not in sizes else None
+            else:
+                num_nodes = getattr(graphs, "num_nodes", None)
             return 1 if num_nodes is not None and num_nodes <= SINGLE_THREAD_MAX_NODES else None
         if self.num_threads is not None and (int(self.num_threads) != self.num_threads or self.num_threads < 1):
             raise ValueError(f"num_threads must be 'auto', None or a positive integer, got {self.num_threads!r}.")
@@ -305,13 +346,20 @@ class TAVRNN:
             raise ValueError(f"kl_weight must be >= 0, got {cfg['kl_weight']!r}.")
         if not cfg["negative_ratio"] > 0:
             raise ValueError(f"negative_ratio must be > 0, got {cfg['negative_ratio']!r}.")
+        bptt = cfg["bptt_windows"]
+        if bptt is not None and (isinstance(bptt, bool) or int(bptt) != bptt or bptt < 1):
+            raise ValueError(f"bptt_windows must be None or a positive integer, got {bptt!r}.")
+        per_step = cfg["recordings_per_step"]
+        if isinstance(per_step, bool) or int(per_step) != per_step or per_step < 1:
+            raise ValueError(f"recordings_per_step must be a positive integer, got {per_step!r}.")
         return cfg
 
     # ------------------------------------------------------------------ helpers
     def _check_graphs(self, graphs: Any) -> GraphSequence:
         if isinstance(graphs, (list, tuple)) and graphs and all(isinstance(g, GraphSequence) for g in graphs):
             raise TypeError(
-                "TAVRNN is trained on one GraphSequence (one recording); fit one model per sequence for now."
+                "this method takes one GraphSequence; call it on each recording of the list (fit and transform "
+                "take lists)."
             )
         if not isinstance(graphs, GraphSequence):
             raise TypeError(
@@ -319,6 +367,62 @@ class TAVRNN:
                 "GraphSequence.from_adjacency(...) or ConnectivitySequence.to_graphs(...)."
             )
         return graphs
+
+    def _check_recordings(self, graphs: Any) -> tuple[list[GraphSequence], bool]:
+        """(sequences, given as a list) for fit / transform, which take one GraphSequence or a list of them."""
+        if isinstance(graphs, GraphSequence):
+            return [graphs], False
+        if isinstance(graphs, (list, tuple)):
+            if not graphs:
+                raise ValueError("got an empty list of graph sequences; pass at least one GraphSequence.")
+            for index, g in enumerate(graphs):
+                if not isinstance(g, GraphSequence):
+                    raise TypeError(
+                        f"item {index} of the list is a {type(g).__name__}, not a GraphSequence; build one per "
+                        "recording with ConnectivitySequence.to_graphs(...) or GraphSequence.from_adjacency(...)."
+                    )
+            return list(graphs), True
+        return [self._check_graphs(graphs)], False
+
+    def _structural(self, graphs: GraphSequence) -> np.ndarray:
+        """Standardised structural features of ``graphs`` (T, N, F), checked against the fitted feature names."""
+        from .structural import structural_node_features
+
+        raw, names = structural_node_features(graphs)
+        if tuple(names) != tuple(self.structural_features_):
+            missing = sorted(set(self.structural_features_) - set(names))
+            hint = (
+                " (the training graphs carried firing rates: build these graphs with ConnectivitySequence.to_graphs, "
+                "or set firing_rates_hz)"
+                if "log_rate" in missing
+                else ""
+            )
+            raise ValueError(
+                f"the model was fitted on structural features {list(self.structural_features_)}, these graphs give "
+                f"{list(names)}{hint}."
+            )
+        return (raw - self.structural_mean_) / self.structural_scale_
+
+    def _fit_structural(self, recordings: list[GraphSequence]) -> list[np.ndarray]:
+        """Learn the standardisation of the structural features on the training recordings; return theirs."""
+        from .structural import structural_node_features
+
+        raws, names = [], None
+        for index, graphs in enumerate(recordings):
+            raw, these = structural_node_features(graphs)
+            if names is not None and tuple(these) != tuple(names):
+                raise ValueError(
+                    f"recording {index} gives structural features {list(these)} but recording 0 gives {list(names)}: "
+                    "either every sequence carries firing_rates_hz or none does."
+                )
+            names = these
+            raws.append(raw)
+        flat = np.concatenate([r.reshape(-1, r.shape[2]) for r in raws]).astype(np.float64)
+        self.structural_features_ = tuple(names)
+        self.structural_mean_ = flat.mean(axis=0).astype(np.float32)
+        std = flat.std(axis=0)
+        self.structural_scale_ = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        return [(r - self.structural_mean_) / self.structural_scale_ for r in raws]
 
     def _wired(self, cfg: dict) -> bool:
         return bool(cfg["attention"] and cfg["history_node"] and cfg["attention_mode"] == "published")
@@ -333,7 +437,7 @@ class TAVRNN:
             device=device,
         )
 
-    def _build_module(self, cfg: dict, n_features: int, kind: str, n_nodes: int) -> TAVRNNModule:
+    def _build_module(self, cfg: dict, n_features: int, kind: str) -> TAVRNNModule:
         return TAVRNNModule(
             n_features,
             kind,
@@ -344,7 +448,7 @@ class TAVRNN:
             attention_mode=cfg["attention_mode"],
             attention_window=cfg["attention_window"],
             history_node=bool(cfg["history_node"]),
-            wired_index=n_nodes if self._wired(cfg) else None,
+            wired_index=-1 if self._wired(cfg) else None,  # the wired node is appended last, whatever N
         )
 
     @staticmethod
@@ -355,13 +459,16 @@ class TAVRNN:
 
     # ------------------------------------------------------------------ fit
     @_with_thread_policy
-    def fit(self, graphs: GraphSequence, y: Any = None) -> "TAVRNN":
-        """Train on a graph sequence.
+    def fit(self, graphs: GraphSequence | list, y: Any = None) -> "TAVRNN":
+        """Train on a graph sequence, or one model on a list of sequences (recordings).
 
         Parameters
         ----------
-        graphs : GraphSequence
-            The dynamic graph (at least one window; windows without edges are allowed).
+        graphs : GraphSequence or list of GraphSequence
+            The dynamic graph (at least one window; windows without edges are allowed). A list trains one model on
+            many recordings, which may differ in size and length: it needs node features that do not tie the model
+            to a node set (``"structural"``, which ``"auto"`` then selects, or ``"graph"`` features of one width).
+            Each epoch visits every recording once, ``recordings_per_step`` per optimiser step.
         y : ignored
             Present for scikit-learn compatibility.
 
@@ -372,13 +479,13 @@ class TAVRNN:
         """
         from tqdm.auto import tqdm
 
-        graphs = self._check_graphs(graphs)
+        recordings, as_list = self._check_recordings(graphs)
         cfg = self._config()
         device = _resolve_device(cfg["device"])
         seed = int(cfg["seed"]) if cfg["seed"] is not None else int(np.random.SeedSequence().generate_state(1)[0])
         fork_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
-            trainer = _Trainer(self, graphs, cfg, device, seed)
+            trainer = _Trainer(self, recordings, cfg, device, seed, as_list)
             patience = int(cfg["early_stopping"] or 0)
             history: list[float] = []
             best, since_best = math.inf, 0
@@ -400,17 +507,23 @@ class TAVRNN:
 
         self.module_ = module
         self.loss_history_ = np.asarray(history, dtype=np.float64)
-        self.n_features_in_ = int(trainer.prepared.n_features)
-        self.n_nodes_ = int(graphs.num_nodes)
-        self.n_windows_ = len(graphs)
+        self.n_features_in_ = int(trainer.prepared[0].n_features)
+        nodes, windows = [int(g.num_nodes) for g in recordings], [len(g) for g in recordings]
+        self.n_recordings_ = len(recordings)
+        self.n_nodes_ = nodes if as_list else nodes[0]
+        self.n_windows_ = windows if as_list else windows[0]
         self.feature_kind_ = trainer.kind
-        self.reconstruction_ = trainer.mode
+        modes = sorted(set(trainer.modes))
+        self.reconstruction_ = modes[0] if len(modes) == 1 else "mixed"
         self.device_ = device
         self.seed_ = seed
         self.n_epochs_ = len(history)
         self._fit_array = None if trainer.array is None else np.asarray(trainer.array, dtype=np.float32)
-        out = self._run(graphs, sample=False, prepared=trainer.prepared)
-        self.attention_weights_ = None if out.attention is None else out.attention.cpu().numpy().astype(np.float64)
+        attention = []
+        for g, prepared in zip(recordings, trainer.prepared):
+            out = self._run(g, sample=False, prepared=prepared)
+            attention.append(None if out.attention is None else out.attention.cpu().numpy().astype(np.float64))
+        self.attention_weights_ = attention if as_list and attention[0] is not None else attention[0]
         return self
 
     # ------------------------------------------------------------------ inference
@@ -422,6 +535,11 @@ class TAVRNN:
         cfg = self._config()
         kind = self.feature_kind_
         n = graphs.num_nodes
+        if kind == "structural":
+            if node_features is not None:
+                raise ValueError("node_features is not used by models fitted on structural features.")
+            prep = self._prepare(graphs, cfg, kind, self._structural(graphs), self.device_)
+            return prep
         if kind in ("identity", "adjacency") and n != self.n_nodes_:
             raise ValueError(
                 f"the model was fitted on {self.n_nodes_} nodes with {kind!r} features, the graphs have {n}; "
@@ -478,17 +596,19 @@ class TAVRNN:
 
     @_with_thread_policy
     def transform(
-        self, graphs: GraphSequence, sample: bool = False, node_features: Any = None, seed: int | None = None
-    ) -> np.ndarray:
+        self, graphs: GraphSequence | list, sample: bool = False, node_features: Any = None, seed: int | None = None
+    ) -> np.ndarray | list:
         """Node embeddings of every window.
 
         The recurrence runs from the first window, so ``graphs`` may be longer than the training sequence (same
-        nodes; identity / adjacency features need the same node count, other features the same feature size).
+        nodes; identity / adjacency features need the same node count, other features the same feature size). A
+        model with ``"structural"`` features embeds any recording, of any size, including ones it was not trained
+        on, without retraining.
 
         Parameters
         ----------
-        graphs : GraphSequence
-            The sequence to embed.
+        graphs : GraphSequence or list of GraphSequence
+            The sequence to embed (a list: each one, returned as a list).
         sample : bool, default: False
             False: posterior means (deterministic). True: samples ``mu + sigma * eps``, also fed to the recurrence.
         node_features : array-like or None, default: None
@@ -498,14 +618,19 @@ class TAVRNN:
 
         Returns
         -------
-        numpy.ndarray
+        numpy.ndarray or list of numpy.ndarray
             (n_windows, n_nodes, z_dim), float32. The history node is never included.
         """
-        graphs = self._check_graphs(graphs)
-        out = self._run(graphs, sample=sample, node_features=node_features, seed=seed)
-        return (out.z if sample else out.mu).cpu().numpy()
+        recordings, as_list = self._check_recordings(graphs)
+        if as_list and node_features is not None:
+            raise ValueError("node_features cannot be given with a list of sequences; transform them one by one.")
+        embeddings = []
+        for index, g in enumerate(recordings):
+            out = self._run(g, sample=sample, node_features=node_features, seed=None if seed is None else seed + index)
+            embeddings.append((out.z if sample else out.mu).cpu().numpy())
+        return embeddings if as_list else embeddings[0]
 
-    def fit_transform(self, graphs: GraphSequence, y: Any = None) -> np.ndarray:
+    def fit_transform(self, graphs: GraphSequence | list, y: Any = None) -> np.ndarray | list:
         """``fit(graphs).transform(graphs)``."""
         return self.fit(graphs).transform(graphs)
 
@@ -694,13 +819,21 @@ class TAVRNN:
                 "reconstruction": self.reconstruction_,
                 "seed": self.seed_,
                 "n_epochs": self.n_epochs_,
+                "n_recordings": getattr(self, "n_recordings_", 1),
+                "structural_features": list(getattr(self, "structural_features_", None) or []),
             },
         }
         for name, tensor in self.module_.state_dict().items():
             arrays[f"state.{name}"] = tensor.detach().cpu().numpy()
         arrays["loss_history"] = self.loss_history_
-        if self.attention_weights_ is not None:
+        if isinstance(self.attention_weights_, list):
+            for index, weights in enumerate(self.attention_weights_):
+                arrays[f"attention_weights.{index}"] = weights
+        elif self.attention_weights_ is not None:
             arrays["attention_weights"] = self.attention_weights_
+        if getattr(self, "structural_features_", None):
+            arrays["structural_mean"] = self.structural_mean_
+            arrays["structural_scale"] = self.structural_scale_
         return meta, arrays
 
     @classmethod
@@ -737,7 +870,7 @@ class TAVRNN:
         target = _resolve_device(device if device is not None else cfg["device"])
         if target.type == "cuda" and not torch.cuda.is_available():
             target = torch.device("cpu")
-        module = est._build_module(cfg, int(fitted["n_features_in"]), fitted["feature_kind"], int(fitted["n_nodes"]))
+        module = est._build_module(cfg, int(fitted["n_features_in"]), fitted["feature_kind"])
         prefix = "state."
         state = {k[len(prefix) :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith(prefix)}
         try:
@@ -749,9 +882,20 @@ class TAVRNN:
         est.loss_history_ = np.asarray(arrays["loss_history"], dtype=np.float64)
         aw = arrays.get("attention_weights")
         est.attention_weights_ = None if aw is None else np.asarray(aw, dtype=np.float64)
+        n_recordings = int(fitted.get("n_recordings", 1))
+        if aw is None and "attention_weights.0" in arrays:
+            est.attention_weights_ = [
+                np.asarray(arrays[f"attention_weights.{i}"], dtype=np.float64) for i in range(n_recordings)
+            ]
+        est.n_recordings_ = n_recordings
         est.n_features_in_ = int(fitted["n_features_in"])
-        est.n_nodes_ = int(fitted["n_nodes"])
-        est.n_windows_ = int(fitted["n_windows"])
+        est.n_nodes_ = fitted["n_nodes"] if isinstance(fitted["n_nodes"], list) else int(fitted["n_nodes"])
+        est.n_windows_ = fitted["n_windows"] if isinstance(fitted["n_windows"], list) else int(fitted["n_windows"])
+        names = fitted.get("structural_features") or []
+        est.structural_features_ = tuple(names) if names else None
+        if names:
+            est.structural_mean_ = np.asarray(arrays["structural_mean"], dtype=np.float32)
+            est.structural_scale_ = np.asarray(arrays["structural_scale"], dtype=np.float32)
         est.feature_kind_ = fitted["feature_kind"]
         est.reconstruction_ = fitted["reconstruction"]
         est.seed_ = int(fitted["seed"])
@@ -808,50 +952,125 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class _Trainer:
-    """One training run: the prepared graphs, module, optimiser and samplers; :meth:`step` is one epoch.
+    """One training run: the prepared recordings, module, optimiser and samplers; :meth:`step` is one epoch.
 
-    Must be created inside the caller's ``torch.random.fork_rng`` block (it seeds the global generator for the
-    module's initialisation).
+    Each recording is cut into chunks of ``bptt_windows`` windows (one chunk without truncation); the recurrent state
+    is carried across chunks, detached, and the gradients of all chunks of the recordings of one mini-batch are
+    accumulated before the optimiser step. Must be created inside the caller's ``torch.random.fork_rng`` block (it
+    seeds the global generator for the module's initialisation).
     """
 
-    def __init__(self, estimator: TAVRNN, graphs: GraphSequence, cfg: dict, device: torch.device, seed: int):
+    def __init__(
+        self,
+        estimator: TAVRNN,
+        recordings: list[GraphSequence] | GraphSequence,
+        cfg: dict,
+        device: torch.device,
+        seed: int,
+        as_list: bool = False,
+    ):
+        if isinstance(recordings, GraphSequence):
+            recordings = [recordings]
         self.cfg = cfg
-        self.kind = resolve_feature_kind(cfg["node_features"], graphs)
+        self.kind = self._resolve_kind(cfg["node_features"], recordings, as_list)
         self.array = cfg["node_features"] if self.kind == "array" else None
-        self.prepared = estimator._prepare(graphs, cfg, self.kind, self.array, device)
-        mode = cfg["reconstruction"]
-        if mode == "auto":
-            mode = "dense" if self.prepared.n_total <= int(cfg["dense_max_nodes"]) else "sampled"
-        self.mode = mode
+        arrays = [self.array] * len(recordings)
+        if self.kind == "structural":
+            arrays = estimator._fit_structural(recordings)
+        else:
+            estimator.structural_features_ = None
+        self.prepared = [
+            estimator._prepare(graphs, cfg, self.kind, array, device) for graphs, array in zip(recordings, arrays)
+        ]
+        widths = {p.n_features for p in self.prepared}
+        if len(widths) > 1:
+            raise ValueError(
+                f"the recordings give node features of different widths {sorted(widths)}; one model needs one width "
+                "(use node_features='structural')."
+            )
+        self.modes = []
+        for prepared in self.prepared:
+            mode = cfg["reconstruction"]
+            if mode == "auto":
+                mode = "dense" if prepared.n_total <= int(cfg["dense_max_nodes"]) else "sampled"
+            self.modes.append(mode)
+        self.mode = self.modes[0]
         torch.manual_seed(seed)
-        self.module = estimator._build_module(cfg, self.prepared.n_features, self.kind, graphs.num_nodes).to(device)
+        self.module = estimator._build_module(cfg, self.prepared[0].n_features, self.kind).to(device)
         self.module.train()
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
-        self.sampler = (
-            NegativeSampler(self.prepared.edge_index_with_loops, self.prepared.n_total, cfg["negative_ratio"], seed)
-            if mode == "sampled"
-            else None
-        )
+        length = cfg["bptt_windows"]
+        self.chunks, self.samplers = [], []
+        for r, prepared in enumerate(self.prepared):
+            step = int(length) if length is not None else prepared.n_windows
+            chunks = [prepared.chunk(a, min(a + step, prepared.n_windows)) for a in range(0, prepared.n_windows, step)]
+            self.chunks.append(chunks)
+            samplers = []
+            for c, chunk in enumerate(chunks):
+                if self.modes[r] != "sampled":
+                    samplers.append(None)
+                    continue
+                # the first chunk of the first recording keeps the run's seed (a single untruncated fit is unchanged)
+                sub_seed = seed if r == c == 0 else int(np.random.SeedSequence([seed, r, c]).generate_state(1)[0])
+                samplers.append(
+                    NegativeSampler(chunk.edge_index_with_loops, chunk.n_total, cfg["negative_ratio"], sub_seed)
+                )
+            self.samplers.append(samplers)
+        self.order_rng = np.random.default_rng(seed)
+        self.per_step = int(cfg["recordings_per_step"])
         self.optimizer = torch.optim.Adam(self.module.parameters(), lr=float(cfg["learning_rate"]))
         self.clip = float(cfg["clip_grad_norm"]) if cfg["clip_grad_norm"] else None
         self.kl_weight = float(cfg["kl_weight"])
         self.epoch = 0
 
-    def step(self) -> float:
-        """One epoch: a forward pass over the whole sequence, backward, clipping, optimiser step. Returns the loss."""
-        self.optimizer.zero_grad(set_to_none=True)
-        out = self.module(self.prepared, sample=True, generator=self.generator)
-        negatives = self.sampler.sample() if self.sampler is not None else None
-        loss = TAVRNN._loss(out, self.prepared, self.mode, negatives, self.kl_weight)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"training loss became {loss.item()} at epoch {self.epoch}; lower learning_rate or check the input "
-                "features' scale."
+    @staticmethod
+    def _resolve_kind(node_features: Any, recordings: list[GraphSequence], as_list: bool) -> str:
+        if not as_list:
+            return resolve_feature_kind(node_features, recordings[0])
+        if isinstance(node_features, str) and node_features == "auto":
+            return "structural"
+        kinds = {resolve_feature_kind(node_features, g) for g in recordings}
+        kind = kinds.pop()
+        if kind in ("identity", "adjacency", "array"):
+            raise ValueError(
+                f"node_features={kind!r} ties a model to one node set, so it cannot be trained on a list of "
+                "recordings; use node_features='structural' (or 'auto'), or fit one model per recording."
             )
-        loss.backward()
-        if self.clip is not None:
-            nn.utils.clip_grad_norm_(self.module.parameters(), self.clip)
-        self.optimizer.step()
+        return kind
+
+    def _accumulate(self, r: int) -> float:
+        """Forward and backward over every chunk of recording ``r``; returns its loss (summed over windows)."""
+        state, total = None, 0.0
+        chunks = self.chunks[r]
+        for c, chunk in enumerate(chunks):
+            out = self.module(chunk, sample=True, generator=self.generator, state=state)
+            sampler = self.samplers[r][c]
+            negatives = sampler.sample() if sampler is not None else None
+            loss = TAVRNN._loss(out, chunk, self.modes[r], negatives, self.kl_weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {loss.item()} at epoch {self.epoch}; lower learning_rate or check the "
+                    "input features' scale."
+                )
+            loss.backward()
+            total += float(loss.detach())
+            if c + 1 < len(chunks):
+                state = out.state.detach()
+        return total
+
+    def step(self) -> float:
+        """One epoch: every recording once (forward, backward, clipping and an optimiser step per mini-batch of
+        recordings). Returns the loss, averaged over recordings."""
+        n = len(self.prepared)
+        order = self.order_rng.permutation(n) if n > 1 else np.zeros(1, dtype=np.int64)
+        losses = np.zeros(n)
+        for first in range(0, n, self.per_step):
+            self.optimizer.zero_grad(set_to_none=True)
+            for r in order[first : first + self.per_step]:
+                losses[r] = self._accumulate(int(r))
+            if self.clip is not None:
+                nn.utils.clip_grad_norm_(self.module.parameters(), self.clip)
+            self.optimizer.step()
         self.epoch += 1
-        return float(loss.detach())
+        return float(losses.mean())

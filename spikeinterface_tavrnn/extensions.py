@@ -335,9 +335,21 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
             unit_labels=self._unit_labels(),
         )
 
+    def get_firing_rates(self) -> np.ndarray:
+        """Firing rate of every unit in every window, in Hz, (n_windows, n_units), from the analyzer's sorting."""
+        from .connectivity.binning import window_spike_counts
+        from .spiketrains import SpikeTrains
+
+        p = self.params
+        spikes = SpikeTrains.from_sorting(
+            self.sorting_analyzer, segment_index=p["segment_index"], label_property=None, duplicates="keep"
+        )
+        windows = self.get_windows()
+        return window_spike_counts(spikes, windows) / (windows.stops - windows.starts)[:, None]
+
     def get_graphs(self):
         """The thresholded graphs as a :class:`~spikeinterface_tavrnn.GraphSequence` (node features: rows of
-        ``|matrix|`` with unit diagonal, as in the paper)."""
+        ``|matrix|`` with unit diagonal, as in the paper; firing rates per window for structural features)."""
         from .graphs import GraphSequence
 
         from .connectivity.thresholds import connectivity_features
@@ -353,6 +365,7 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
             node_ids=np.asarray(self.sorting_analyzer.unit_ids),
             windows=self.get_windows(),
             node_labels=self._unit_labels(),
+            firing_rates_hz=self.get_firing_rates(),
         )
 
 
@@ -378,9 +391,11 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         Number of windows attended to; None for the whole history.
     history_node : bool, default: True
         Add the graph-level history node.
-    node_features : "auto" | "graph" | "adjacency" | "identity", default: "auto"
+    node_features : "auto" | "graph" | "adjacency" | "identity" | "structural", default: "auto"
         "graph" (= "auto" here): rows of the unthresholded absolute connectivity matrix, as published for MEA data;
-        "adjacency": rows of the thresholded weighted adjacency; "identity": one-hot unit identity.
+        "adjacency": rows of the thresholded weighted adjacency; "identity": one-hot unit identity; "structural":
+        per-window node statistics (degree, clustering, connectivity profile, firing rate), which do not tie the
+        model to this recording's units.
     use_edge_weight : bool, default: False
         Weight GCN messages by connectivity values.
     reconstruction : "auto" | "dense" | "sampled", default: "auto"
@@ -401,8 +416,14 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         Seed of initialisation and sampling.
     preset : str or None, default: None
         "parity" for the published settings.
+    bptt_windows : int or None, default: None
+        Truncated back-propagation through this many windows (long sessions); None: through all.
     score_links : bool, default: False
         Also compute link detection / prediction scores (trains a second model with hidden edges).
+    model_path : str or None, default: None
+        A model saved with :meth:`TAVRNN.save <spikeinterface_tavrnn.TAVRNN.save>` (for example one trained on many
+        recordings with ``node_features="structural"``): embed this analyzer's units with it, without training, so
+        that recordings share one embedding space. The other model parameters are then those of the saved model.
 
     Returns
     -------
@@ -437,11 +458,14 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         device: str = "auto",
         seed: int | None = 0,
         preset: str | None = None,
+        bptt_windows: int | None = None,
         score_links: bool = False,
+        model_path: str | None = None,
     ) -> dict:
         if not isinstance(node_features, str):
             raise ValueError(
-                "In the analyzer extension node_features must be 'auto', 'graph', 'adjacency' or 'identity'; for custom "
+                "In the analyzer extension node_features must be 'auto', 'graph', 'adjacency', 'identity' or "
+                "'structural'; for custom "
                 "feature arrays "
                 "use the TAVRNN estimator directly on extension.get_graphs()."
             )
@@ -464,24 +488,32 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
             device=device,
             seed=seed,
             preset=preset,
+            bptt_windows=None if bptt_windows is None else int(bptt_windows),
             score_links=bool(score_links),
+            model_path=None if model_path is None else str(model_path),
         )
 
     def _estimator(self, verbose: bool):
         from .estimator import TAVRNN
 
-        params = {key: value for key, value in self.params.items() if key != "score_links"}
+        if self.params.get("model_path") is not None:
+            model = TAVRNN.load(self.params["model_path"], device=self.params["device"])
+            model.verbose = verbose
+            return model
+        params = {key: value for key, value in self.params.items() if key not in ("score_links", "model_path")}
+        params.setdefault("bptt_windows", None)  # analyzers saved before the parameter existed
         return TAVRNN(**params, verbose=verbose)
 
     def _run(self, verbose: bool = False, **job_kwargs) -> None:
         graphs = self.sorting_analyzer.get_extension("functional_connectivity").get_graphs()
-        model = self._estimator(verbose).fit(graphs)
+        model = self._estimator(verbose)
+        if self.params.get("model_path") is None:
+            model.fit(graphs)
+        attention = model.attention_weights(graphs) if self.params.get("model_path") else model.attention_weights_
         data = {
             "embeddings": model.transform(graphs).astype(np.float32),
             # Without attention (VGRNN) each window sees only its own recurrent state: the identity.
-            "attention_weights": np.asarray(
-                np.eye(len(graphs)) if model.attention_weights_ is None else model.attention_weights_, dtype=np.float32
-            ),
+            "attention_weights": np.asarray(np.eye(len(graphs)) if attention is None else attention, dtype=np.float32),
             "loss_history": np.asarray(model.loss_history_, dtype=np.float64),
             "stale_units": np.zeros(graphs.num_nodes, dtype=bool),
             "format_info": _version_info(),

@@ -77,6 +77,10 @@ class GraphSequence:
         If False, a directed edge without its reverse (or with a different reverse weight) is an error. If True, the
         graph is made undirected: the union of both directions, with the mean weight where both exist and the
         single weight where only one does.
+    firing_rates_hz : array-like of float, shape (T, N), or None, default: None
+        Firing rate of each node in each window, in Hz, when the graphs come from spikes (set by
+        :meth:`ConnectivitySequence.to_graphs <spikeinterface_tavrnn.connectivity.base.ConnectivitySequence.to_graphs>`);
+        used by the ``"structural"`` node features of :class:`~spikeinterface_tavrnn.TAVRNN`.
 
     Examples
     --------
@@ -98,6 +102,7 @@ class GraphSequence:
         windows: Any = None,
         node_labels: Any = None,
         symmetrize: bool = False,
+        firing_rates_hz: Any = None,
     ):
         if edge_indices is None or len(edge_indices) == 0:
             raise ValueError(
@@ -126,6 +131,7 @@ class GraphSequence:
         self.node_features = self._check_features(node_features, n_windows, num_nodes_int)
         self.node_ids = self._check_node_array(node_ids, "node_ids", num_nodes_int)
         self.node_labels = self._check_node_array(node_labels, "node_labels", num_nodes_int)
+        self.firing_rates_hz = self._check_rates(firing_rates_hz, n_windows, num_nodes_int)
         if windows is not None and hasattr(windows, "__len__") and len(windows) != n_windows:
             raise ValueError(
                 f"windows has {len(windows)} entries but there are {n_windows} graphs; "
@@ -214,6 +220,19 @@ class GraphSequence:
         return x
 
     @staticmethod
+    def _check_rates(rates: Any, n_windows: int, num_nodes: int) -> np.ndarray | None:
+        if rates is None:
+            return None
+        x = np.asarray(rates, dtype=np.float64)
+        if x.shape != (n_windows, num_nodes):
+            raise ValueError(
+                f"firing_rates_hz must have shape (n_windows, n_nodes) = ({n_windows}, {num_nodes}), got {x.shape}."
+            )
+        if not np.all(np.isfinite(x)) or np.any(x < 0):
+            raise ValueError("firing_rates_hz must be finite and non-negative (rates in Hz).")
+        return x
+
+    @staticmethod
     def _check_node_array(values: Any, name: str, num_nodes: int) -> np.ndarray | None:
         if values is None:
             return None
@@ -233,6 +252,7 @@ class GraphSequence:
         node_labels: Any = None,
         weighted: bool = True,
         symmetrize: bool = False,
+        firing_rates_hz: Any = None,
     ) -> "GraphSequence":
         """Build a sequence from adjacency matrices.
 
@@ -240,7 +260,7 @@ class GraphSequence:
         ----------
         adjacency : array-like, shape (T, N, N), or list of (N, N) dense arrays / scipy.sparse matrices
             One adjacency matrix per window. Non-zero entries are edges; the diagonal is ignored.
-        node_features, node_ids, windows, node_labels :
+        node_features, node_ids, windows, node_labels, firing_rates_hz :
             As in :class:`GraphSequence`.
         weighted : bool, default: True
             Keep the matrix values as edge weights; if False every edge has weight 1.
@@ -306,6 +326,7 @@ class GraphSequence:
             windows=windows,
             node_labels=node_labels,
             symmetrize=symmetrize,
+            firing_rates_hz=firing_rates_hz,
         )
 
     # ------------------------------------------------------------------ accessors
@@ -366,6 +387,7 @@ class GraphSequence:
             out.node_features = None if self.node_features is None else self.node_features[key]
             out.node_ids = self.node_ids
             out.node_labels = self.node_labels
+            out.firing_rates_hz = None if self.firing_rates_hz is None else self.firing_rates_hz[key]
             out.windows = _slice_windows(self.windows, key)
             return out
         if isinstance(key, (int, np.integer)):

@@ -154,7 +154,7 @@ def test_parity_preset(small):
         assert cfg[key] == value
     assert model.reconstruction_ == "dense"
     # the wired history node is in the model, never in the outputs
-    assert model.module_.attention.wired_index == small.num_nodes
+    assert model.module_.attention.wired_index == -1  # appended after the real nodes, whatever their number
     assert model.transform(small).shape == (5, small.num_nodes, 8)
     with pytest.raises(ValueError, match="preset"):
         TAVRNN(preset="published").fit(small)
@@ -242,8 +242,18 @@ def test_load_rejects_other_format_versions(tmp_path, small):
 def test_bad_input(small):
     with pytest.raises(TypeError, match="GraphSequence"):
         _fast().fit(np.zeros((3, 4, 4)))
+    with pytest.raises(ValueError, match="ties a model to one node set"):
+        _fast(node_features="identity").fit([small, small])
+    with pytest.raises(TypeError, match="item 1 of the list"):
+        _fast().fit([small, np.zeros((3, 4, 4))])
+    with pytest.raises(ValueError, match="empty list"):
+        _fast().fit([])
     with pytest.raises(TypeError, match="one GraphSequence"):
-        _fast().fit([small, small])
+        _fast().fit(small).score_links([small, small])
+    with pytest.raises(ValueError, match="bptt_windows"):
+        _fast(bptt_windows=0).fit(small)
+    with pytest.raises(ValueError, match="recordings_per_step"):
+        _fast(recordings_per_step=1.5).fit(small)
     with pytest.raises(RuntimeError, match="not fitted"):
         TAVRNN().transform(small)
     with pytest.raises(ValueError, match="attention_mode"):

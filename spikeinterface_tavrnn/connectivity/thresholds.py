@@ -239,9 +239,14 @@ def connectivity_to_graphs(
             edge_weights.append(np.abs(values) if absolute else values)
         else:
             edge_weights.append(np.ones(rows.size, dtype=np.float32))
+    rates = None
+    if connectivity.spike_counts is not None:
+        durations_s = np.asarray(connectivity.windows.stops, float) - np.asarray(connectivity.windows.starts, float)
+        rates = connectivity.spike_counts / np.maximum(durations_s, 1e-12)[:, None]
     return GraphSequence(
         edge_indices,
         connectivity.num_units,
+        firing_rates_hz=rates,
         edge_weights=edge_weights,
         node_features=connectivity_features(matrices) if node_features == "connectivity" else None,
         node_ids=connectivity.unit_ids,

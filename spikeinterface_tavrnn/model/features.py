@@ -15,6 +15,10 @@ Node feature kinds
     unthresholded ``|connectivity|`` matrix with diagonal 1, the published DishBrain features).
 array
     User-supplied features, shape (N, F) (the same for every window) or (T, N, F).
+``"structural"``
+    Inductive per-window node statistics (:mod:`spikeinterface_tavrnn.structural`), computed and standardised by
+    the estimator and passed in as an array; unlike identity / adjacency features they do not tie the model to
+    one node set.
 
 Wired history node (``attention_mode="published"`` with ``history_node=True``)
 ------------------------------------------------------------------------------
@@ -36,7 +40,7 @@ from .graph_conv import normalized_adjacency, sparse_csr
 
 __all__ = ["PreparedSequence", "prepare_sequence", "resolve_feature_kind", "FEATURE_KINDS"]
 
-FEATURE_KINDS = ("identity", "adjacency", "graph", "array")
+FEATURE_KINDS = ("identity", "adjacency", "graph", "array", "structural")
 
 
 @dataclass
@@ -82,15 +86,46 @@ class PreparedSequence:
     device: torch.device = torch.device("cpu")
     features_t: Any = None  # transposed dense features, cached by the model for its weight gradient
 
+    def chunk(self, start: int, stop: int) -> "PreparedSequence":
+        """The windows ``start .. stop - 1`` as a sequence of their own (for truncated back-propagation).
+
+        Adjacencies and features are shared with this sequence (no copy); the positive pattern is rebuilt.
+        """
+        if not 0 <= start < stop <= self.n_windows:
+            raise ValueError(f"chunk [{start}, {stop}) is outside the {self.n_windows} windows.")
+        if start == 0 and stop == self.n_windows:
+            return self
+        loops = self.edge_index_with_loops[start:stop]
+        pattern, window, counts = _positive_pattern(loops, self.n_total, self.device)
+        if self.features is None or isinstance(self.features, list) or self.features.shape[0] == 1:
+            features = self.features if not isinstance(self.features, list) else self.features[start:stop]
+        else:
+            features = self.features[start:stop]
+        return PreparedSequence(
+            n_windows=stop - start,
+            n_nodes=self.n_nodes,
+            n_total=self.n_total,
+            adjacency=self.adjacency[start:stop],
+            feature_kind=self.feature_kind,
+            features=features,
+            n_features=self.n_features,
+            pos_pattern=pattern,
+            pos_window=window,
+            pos_counts=counts,
+            edge_index_with_loops=loops,
+            device=self.device,
+        )
+
 
 def resolve_feature_kind(node_features: Any, graphs) -> str:
     """Map the estimator's ``node_features`` parameter to a kind, checking it against ``graphs``."""
     if isinstance(node_features, str):
         if node_features == "auto":
             return "graph" if graphs.node_features is not None else "identity"
-        if node_features not in ("identity", "adjacency", "graph"):
+        if node_features not in ("identity", "adjacency", "graph", "structural"):
             raise ValueError(
-                f"node_features must be 'auto', 'identity', 'adjacency', 'graph' or an array, got {node_features!r}."
+                "node_features must be 'auto', 'identity', 'adjacency', 'graph', 'structural' or an array, got "
+                f"{node_features!r}."
             )
         if node_features == "graph" and graphs.node_features is None:
             raise ValueError(
@@ -150,7 +185,7 @@ def prepare_sequence(
     n_windows, n = len(graphs), graphs.num_nodes
     n_total = n + 1 if wired_history_node else n
     hist = torch.arange(n, dtype=torch.long)
-    adjacency, sparse_features, pos_src, pos_dst, counts, with_loops = [], [], [], [], [], []
+    adjacency, sparse_features, with_loops = [], [], []
     diag = torch.arange(n_total, dtype=torch.long)
     for t in range(n_windows):
         ei = torch.from_numpy(graphs.edge_index(t))
@@ -171,11 +206,7 @@ def prepare_sequence(
             rows = torch.cat([ei, torch.stack([diag, diag])], dim=1)
             vals = torch.cat([w, torch.ones(n_total, dtype=w.dtype)]).to(torch.float32)
             sparse_features.append(sparse_csr(rows.to(device), vals.to(device), n_total))
-        loops = torch.cat([ei, torch.stack([diag, diag])], dim=1)
-        with_loops.append(loops.to(device))
-        pos_src.append(loops[0] + t * n_total)
-        pos_dst.append(loops[1] + t * n_total)
-        counts.append(loops.shape[1])
+        with_loops.append(torch.cat([ei, torch.stack([diag, diag])], dim=1).to(device))
 
     if feature_kind == "identity":
         features, n_features = None, n_total
@@ -186,7 +217,7 @@ def prepare_sequence(
             if graphs.node_features is None:
                 raise ValueError("node_features='graph' needs a GraphSequence that carries node_features.")
             x = graphs.node_features
-        elif feature_kind == "array":
+        elif feature_kind in ("array", "structural"):
             x = _check_array_features(feature_array, n_windows, n)
         else:
             raise ValueError(f"unknown feature kind {feature_kind!r}; expected one of {FEATURE_KINDS}.")
@@ -194,15 +225,7 @@ def prepare_sequence(
             x = np.concatenate([x, x.mean(axis=1, keepdims=True)], axis=1)
         features = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=device)
         n_features = int(x.shape[2])
-    flat_src, flat_dst = torch.cat(pos_src), torch.cat(pos_dst)
-    pos_pattern = sparse_csr(
-        torch.stack([flat_src, flat_dst]).to(device),
-        torch.ones(flat_src.numel(), dtype=torch.float32, device=device),
-        n_windows * n_total,
-    )
-    rows = torch.repeat_interleave(
-        torch.arange(n_windows * n_total, device=device), pos_pattern.crow_indices().diff()
-    )
+    pos_pattern, pos_window, pos_counts = _positive_pattern(with_loops, n_total, device)
     return PreparedSequence(
         n_windows=n_windows,
         n_nodes=n,
@@ -212,8 +235,23 @@ def prepare_sequence(
         features=features,
         n_features=n_features,
         pos_pattern=pos_pattern,
-        pos_window=torch.div(rows, n_total, rounding_mode="floor"),
-        pos_counts=torch.tensor(counts, dtype=torch.float32, device=device),
+        pos_window=pos_window,
+        pos_counts=pos_counts,
         edge_index_with_loops=with_loops,
         device=device,
     )
+
+
+def _positive_pattern(with_loops: list, n_total: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The block-diagonal positive pattern over (T * N') rows, the window of each stored entry, and counts."""
+    n_windows = len(with_loops)
+    src = torch.cat([loops[0] + t * n_total for t, loops in enumerate(with_loops)])
+    dst = torch.cat([loops[1] + t * n_total for t, loops in enumerate(with_loops)])
+    pattern = sparse_csr(
+        torch.stack([src, dst]).to(device),
+        torch.ones(src.numel(), dtype=torch.float32, device=device),
+        n_windows * n_total,
+    )
+    rows = torch.repeat_interleave(torch.arange(n_windows * n_total, device=device), pattern.crow_indices().diff())
+    counts = torch.tensor([loops.shape[1] for loops in with_loops], dtype=torch.float32, device=device)
+    return pattern, torch.div(rows, n_total, rounding_mode="floor"), counts

@@ -19,6 +19,7 @@ matrix product before the recurrence; the parameters keep the published shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,20 @@ from .fused import FusedVGRNNStep
 from .graph_conv import PrecomputedGCNConv, symmetric_spmm
 from .graph_gru import GraphGRU
 
-__all__ = ["FeatureEncoder", "VGRNN", "TAVRNNModule", "ModelOutput"]
+__all__ = ["FeatureEncoder", "VGRNN", "TAVRNNModule", "ModelOutput", "RecurrentState"]
+
+
+@dataclass
+class RecurrentState:
+    """Where a forward pass stopped: the recurrent state of the last window (one (N', d) tensor per layer) and the
+    attention memory. Passing it to the next forward pass continues the sequence (truncated back-propagation)."""
+
+    h: list
+    memory: Any
+
+    def detach(self) -> "RecurrentState":
+        """The same state cut from the autograd graph (the attention memory is detached when it is continued)."""
+        return RecurrentState([h.detach() for h in self.h], self.memory)
 
 
 @dataclass
@@ -42,7 +56,8 @@ class ModelOutput:
     prior_mu: Tensor
     prior_sigma: Tensor
     z: Tensor
-    attention: Tensor | None  # (T, T) or None without attention
+    attention: Tensor | None  # (T, m + T) with m attended windows before this pass (0 from the start); None without
+    state: RecurrentState | None = None
 
 
 class _FixedInputLinear(torch.autograd.Function):
@@ -137,8 +152,16 @@ class VGRNN(nn.Module):
     def _attention_memory(self, n_nodes: int, device: torch.device, n_windows: int = 0, dtype=None):
         return None
 
+    def _continue_memory(self, memory, n_nodes: int, device, n_windows: int, dtype) -> tuple[Any, int]:
+        """Attention memory carried over from a previous pass (detached) and the number of past windows it holds."""
+        return None, 0
+
     def forward(
-        self, prepared: PreparedSequence, sample: bool = True, generator: torch.Generator | None = None
+        self,
+        prepared: PreparedSequence,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+        state: RecurrentState | None = None,
     ) -> ModelOutput:
         """Run the recurrence over all windows of ``prepared``.
 
@@ -151,6 +174,9 @@ class VGRNN(nn.Module):
             the input of the recurrence (deterministic posterior-mean embeddings).
         generator : torch.Generator or None, default: None
             Source of ``eps``.
+        state : RecurrentState or None, default: None
+            Continue from the state a previous pass ended in (``ModelOutput.state``, detached for truncated
+            back-propagation); None starts the sequence (zero state, empty attention memory).
         """
         d, k = self.h_dim, self.z_dim
         n_windows, n = prepared.n_windows, prepared.n_total
@@ -178,8 +204,12 @@ class VGRNN(nn.Module):
             w_h = torch.cat([w_enc_h, self.rnn.cells[0].lin_h.weight, w_enc_h.new_zeros(d, d)])
         else:
             w_h = w_enc_h
-        h = [torch.zeros(n, d, device=device, dtype=dtype) for _ in range(self.n_layers)]
-        memory = self._attention_memory(n, device, n_windows, dtype)
+        if state is None:
+            h = [torch.zeros(n, d, device=device, dtype=dtype) for _ in range(self.n_layers)]
+            memory, n_past = self._attention_memory(n, device, n_windows, dtype), 0
+        else:
+            h = list(state.h)
+            memory, n_past = self._continue_memory(state.memory, n, device, n_windows, dtype)
         h_prev, mus, sigmas, zs, weights = [], [], [], [], []
         fused = self.fused and self.n_layers == 1
         cell0 = self.rnn.cells[0]
@@ -219,9 +249,9 @@ class VGRNN(nn.Module):
         prior = self.prior(F.relu(self.prior_hidden(torch.stack(h_prev))))
         attention = None
         if weights[0] is not None:
-            attention = torch.zeros(n_windows, n_windows, device=device, dtype=dtype)
+            attention = torch.zeros(n_windows, n_past + n_windows, device=device, dtype=dtype)
             for t, w in enumerate(weights):
-                attention[t, t - w.shape[0] + 1 : t + 1] = w.detach()
+                attention[t, n_past + t - w.shape[0] + 1 : n_past + t + 1] = w.detach()
         return ModelOutput(
             mu=torch.stack(mus),
             sigma=torch.stack(sigmas),
@@ -229,6 +259,7 @@ class VGRNN(nn.Module):
             prior_sigma=F.softplus(prior[..., k:]),
             z=torch.stack(zs),
             attention=attention,
+            state=RecurrentState(h, memory),
         )
 
 
@@ -282,6 +313,24 @@ class TAVRNNModule(VGRNN):
             # One autograd node per step, history kept in shared buffers (see attention._GatedAttentionStep).
             return gated_attention_memory(n_windows, n_nodes, self.h_dim, device, dtype)
         return self.attention.initial_state(n_nodes, device)
+
+    def _continue_memory(self, memory, n_nodes: int, device, n_windows: int, dtype) -> tuple[Any, int]:
+        if self.attention is None:
+            return None, 0
+        window = self.attention.window
+        if isinstance(memory, dict) and memory.get("fused"):
+            t = memory["t"]
+            keep = t if window is None else min(t, window - 1)
+            new = gated_attention_memory(keep + n_windows, n_nodes, self.h_dim, device, dtype)
+            new["states"][:keep] = memory["states"][t - keep : t]
+            new["summaries"][:keep] = memory["summaries"][t - keep : t]
+            new["t"] = keep
+            return new, keep
+        if self.fused and self.n_layers == 1 and self.attention.mode == "gated":
+            raise ValueError("cannot continue a one-layer gated attention memory that was not built fused.")
+        summaries = [s.detach() for s in memory["summaries"]]
+        states = [[h.detach() for h in step] for step in memory["states"]]
+        return {"summaries": summaries, "states": states}, len(summaries)
 
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         if self.attention is None:
