@@ -2,7 +2,8 @@
 
 ``tavrnn run INPUT`` reads anything :func:`spikeinterface_tavrnn.io.read_sorting` reads, computes both analyzer
 extensions and writes ``OUTPUT/analyzer`` (a SpikeInterface analyzer folder) and ``OUTPUT/report/index.html``.
-``tavrnn demo`` does the same on the linear-track recording shipped with the package.
+``tavrnn demo`` does the same on the linear-track recording shipped with the package. ``tavrnn fit INPUTS``
+trains one model on many recordings (structural node features) and saves it, for ``tavrnn run --model``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def _add_analysis_options(parser: argparse.ArgumentParser, defaults: dict | None
     model.add_argument("--epochs", type=int, default=defaults.get("epochs", 300), help="training epochs (default: %(default)s)")
     model.add_argument("--attention-window", type=int, default=None, help="attend to the last W windows (default: all)")
     model.add_argument("--no-attention", action="store_true", help="VGRNN: no temporal attention")
-    model.add_argument("--node-features", default=defaults.get("node_features", "auto"), choices=["auto", "graph", "adjacency", "identity"], help="auto = graph: rows of |connectivity| (default: %(default)s)")
+    model.add_argument("--node-features", default=defaults.get("node_features", "auto"), choices=["auto", "graph", "adjacency", "identity", "structural"], help="auto = graph: rows of |connectivity|; structural: size-free node statistics (default: %(default)s)")
+    model.add_argument("--reconstruction", default="auto", choices=["auto", "dense", "sampled"], help="auto: dense up to 2048 units, sampled above (default: %(default)s)")
+    model.add_argument("--bptt-windows", type=int, default=None, help="truncated back-propagation through this many windows, for long sessions (default: all)")
+    model.add_argument("--model", type=Path, default=None, help="embed with a model saved by TAVRNN.save (e.g. trained on many recordings) instead of training")
     model.add_argument("--preset", default=None, choices=["parity"], help="the published settings")
     model.add_argument("--score-links", action="store_true", default=defaults.get("score_links", False), help="also measure link detection / prediction")
     model.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
@@ -80,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--n-workers", type=int, default=None, help="workers of the local cluster")
     _add_analysis_options(batch, defaults=dict(output=Path("tavrnn_batch")))
 
+    fit = commands.add_parser("fit", help="train one model on many recordings and save it (for run --model)")
+    fit.add_argument("inputs", nargs="+", help="recordings or glob patterns ('plate/*.h5')")
+    fit.add_argument("--format", default=None, help="input format when it cannot be detected from the content")
+    fit.add_argument("--sampling-frequency", type=float, default=None, help="Hz, for inputs that do not store it")
+    fit.add_argument("--segment-index", type=int, default=0, help="segment to analyse (default: %(default)s)")
+    fit.add_argument("--recordings-per-step", type=int, default=1, help="recordings per optimiser step (default: %(default)s)")
+    _add_analysis_options(fit, defaults=dict(output=Path("tavrnn_model.npz"), node_features="structural"))
+
     demo = commands.add_parser("demo", help="run on the linear-track recording shipped with the package")
     _add_analysis_options(
         demo,
@@ -101,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             folder = run_pipeline(sorting, args, windows=windows, title=f"TAVRNN: {args.input.name}")
         elif args.command == "batch":
             return _run_batch(args)
+        elif args.command == "fit":
+            return _run_fit(args)
         else:
             folder = run_demo(args)
     except CommandError as error:
@@ -133,6 +147,85 @@ def _run_batch(args: argparse.Namespace) -> int:
     print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed")
     print(f"Table: {Path(args.output) / 'batch_summary.csv'}")
     return 1 if failed else 0
+
+
+def _recording_graphs(path: Path, args: argparse.Namespace):
+    """The thresholded connectivity graphs of one recording, with the options of ``tavrnn run``."""
+    from .connectivity import compute_connectivity
+    from .spiketrains import SpikeTrains
+    from .windows import sliding_windows
+
+    spikes = SpikeTrains.from_sorting(
+        _read_input(argparse.Namespace(**{**vars(args), "input": path})), segment_index=args.segment_index
+    )
+    windows = sliding_windows(spikes.t_start_s, spikes.t_stop_s, args.window_s, args.step_s)
+    method_params = {
+        key: value
+        for key, value in (("dt_ms", args.dt_ms), ("bin_ms", args.bin_ms), ("max_lag_ms", args.max_lag_ms))
+        if value is not None
+    }
+    connectivity = compute_connectivity(spikes, windows, method=args.method, verbose=False, **method_params)
+    density = args.density
+    if args.threshold is None and density is None and args.significance is None:
+        density = 0.1
+    return connectivity.to_graphs(
+        threshold=args.threshold, density=density, significance=args.significance, seed=args.seed, verbose=False
+    )
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    """``tavrnn fit``: connectivity of every recording, one model on all of them, saved atomically."""
+    import os
+
+    from tqdm.auto import tqdm
+
+    from .batch import expand_inputs
+    from .estimator import TAVRNN
+
+    try:
+        paths = expand_inputs(args.inputs)
+    except FileNotFoundError as error:
+        raise CommandError(str(error)) from error
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise CommandError(f"{output} exists; pass --overwrite to replace it, or choose another --output")
+    graphs = []
+    for path in tqdm(paths, desc="connectivity", disable=args.quiet):
+        try:
+            graphs.append(_recording_graphs(path, args))
+        except ValueError as error:
+            raise CommandError(f"{path}: {error}") from error
+    model = TAVRNN(
+        z_dim=args.z_dim,
+        h_dim=args.h_dim,
+        epochs=args.epochs,
+        attention=not args.no_attention,
+        attention_window=args.attention_window,
+        node_features=args.node_features,
+        reconstruction=args.reconstruction,
+        bptt_windows=args.bptt_windows,
+        recordings_per_step=args.recordings_per_step,
+        preset=args.preset,
+        device=args.device,
+        seed=args.seed,
+        verbose=not args.quiet,
+    )
+    try:
+        model.fit(graphs)
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from error
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.parent / f".{output.name}.partial-{int(time.time() * 1000)}"
+    try:
+        model.save(partial)
+        os.replace(partial, output)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    print(f"Trained on {len(graphs)} recordings ({sum(g.num_nodes for g in graphs)} units), "
+          f"{model.n_epochs_} epochs, final loss {model.loss_history_[-1]:.4f}")
+    print(f"Model: {output}  (embed a recording with: tavrnn run RECORDING --model {output})")
+    return 0
 
 
 def _read_input(args):
@@ -172,6 +265,9 @@ def run_pipeline(sorting_or_analyzer, args: argparse.Namespace, windows=None, ti
     from .report import write_report
 
     output = Path(args.output)
+    model_path = getattr(args, "model", None)
+    if model_path is not None and not Path(model_path).is_file():
+        raise CommandError(f"no model file {model_path}; save one with TAVRNN.save(path)")
     if output.exists() and not args.overwrite:
         raise CommandError(f"{output} exists; pass --overwrite to replace it, or choose another --output")
     staging = output.parent / f".{output.name}.partial-{int(time.time() * 1000)}"
@@ -212,6 +308,9 @@ def run_pipeline(sorting_or_analyzer, args: argparse.Namespace, windows=None, ti
             attention=not args.no_attention,
             attention_window=args.attention_window,
             node_features=args.node_features,
+            reconstruction=getattr(args, "reconstruction", "auto"),
+            bptt_windows=getattr(args, "bptt_windows", None),
+            model_path=None if getattr(args, "model", None) is None else str(Path(args.model).resolve()),
             preset=args.preset,
             device=args.device,
             seed=args.seed,

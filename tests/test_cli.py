@@ -78,3 +78,46 @@ def test_demo_runs_from_the_installed_command(tmp_path):
     summary = json.loads((tmp_path / "demo" / "report" / "summary.json").read_text())
     assert summary["recording"]["n_units"] == 31
     assert np.isfinite(summary["model"]["final_loss"])
+
+
+def test_run_embeds_with_a_saved_cross_recording_model(tmp_path):
+    """``--model`` embeds a recording with a model trained elsewhere (structural features), without training."""
+    import spikeinterface_tavrnn as st
+
+    path = shared_data_path("hipsc_cultures", "hiPSN_tc146_d21_spikes6sd.h5")
+    others = [shared_data_path("hipsc_cultures", name) for name in ("hiPSN_tc65_d27_spikes6sd.h5", "hiPSN_tc230_d42_spikes6sd.h5")]
+    graphs = []
+    for other in others:
+        spikes = st.SpikeTrains.from_sorting(st.read_sorting(other)).active_units(min_spikes=10)
+        windows = st.sliding_windows(spikes.t_start_s, spikes.t_stop_s, size_s=120.0, step_s=60.0)
+        graphs.append(st.compute_connectivity(spikes, windows, method="sttc", verbose=False).to_graphs(density=0.1))
+    model = st.TAVRNN(node_features="structural", z_dim=4, h_dim=8, epochs=3, seed=0).fit(graphs)
+    model_file = tmp_path / "shared_model.npz"
+    model.save(model_file)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out), "--model", str(model_file), "--quiet"]) == 0
+    analyzer = st.load_sorting_analyzer(out / "analyzer")
+    ext = analyzer.get_extension("tavrnn_embeddings")
+    assert ext.params["model_path"] == str(model_file.resolve())
+    graphs_here = analyzer.get_extension("functional_connectivity").get_graphs()
+    np.testing.assert_allclose(ext.get_data(), model.transform(graphs_here), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ext.get_data("loss_history"), model.loss_history_)  # not retrained
+    assert main(["run", str(path), "-o", str(tmp_path / "x"), "--model", str(tmp_path / "missing.npz")]) == 2
+
+
+def test_fit_trains_one_model_on_many_recordings(tmp_path):
+    from spikeinterface_tavrnn.estimator import TAVRNN
+
+    folder = shared_data_path("hipsc_cultures")
+    pattern = str(folder / "hiPSN_tc146_d*_spikes6sd.h5")  # 4 recordings of one culture
+    out = tmp_path / "models" / "shared.npz"
+    args = ["fit", pattern, "-o", str(out), "--epochs", "3", "--h-dim", "8", "--z-dim", "4", "--quiet",
+            "--recordings-per-step", "2"]  # fmt: skip
+    assert main(args) == 0
+    model = TAVRNN.load(out)
+    assert model.n_recordings_ == 4 and model.feature_kind_ == "structural"
+    assert "log_rate" in model.structural_features_  # graphs from spikes carry firing rates
+    assert main(args) == 2  # exists: refused without --overwrite
+    assert main(args + ["--overwrite"]) == 0
+    assert main(["fit", str(folder / "nothing*.h5"), "-o", str(tmp_path / "m.npz")]) == 2
+    assert not list((tmp_path / "models").glob(".*partial*"))
