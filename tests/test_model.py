@@ -385,6 +385,31 @@ def test_fused_step_matches_reference_modules(mode, sample):
         torch.testing.assert_close(grads[name], grad, msg=name)
 
 
+@pytest.mark.parametrize("sample", [True, False])
+def test_fused_step_gradcheck_and_unpadded_state_weight(sample):
+    from spikeinterface_tavrnn.model.fused import FusedVGRNNStep
+
+    torch.manual_seed(0)
+    n, d, k = 7, 3, 2
+    a = torch.rand(n, n, dtype=torch.float64)
+    adj = ((a + a.t()) / n).to_sparse_csr()
+    dd = lambda *s: torch.randn(*s, dtype=torch.float64, requires_grad=True)  # noqa: E731
+    h, pe, pg = dd(n, d), dd(n, d), dd(n, 3 * d)
+    eps = torch.randn(n, k, dtype=torch.float64) if sample else None
+    w_h3 = dd(3 * d, d)
+    rest = [dd(d), dd(2 * k, d), dd(2 * k), dd(d, k), dd(d), dd(3 * d, d), dd(3 * d), dd(d, d)]
+
+    def step(w_h, *args):
+        return FusedVGRNNStep.apply(adj, args[0], args[1], args[2], eps, w_h, *args[3:])
+
+    # the (3d, d) state weight is the (4d, d) one without its zero candidate block
+    w_h4 = torch.cat([w_h3, torch.zeros(d, d, dtype=torch.float64)])
+    for out3, out4 in zip(step(w_h3, h, pe, pg, *rest), step(w_h4, h, pe, pg, *rest)):
+        torch.testing.assert_close(out3, out4)
+    assert torch.autograd.gradcheck(lambda *x: step(*x), (w_h3, h, pe, pg, *rest))
+    assert torch.autograd.gradcheck(lambda *x: step(*x), (w_h4.detach().requires_grad_(), h, pe, pg, *rest))
+
+
 @pytest.mark.parametrize("window", [None, 2])
 @pytest.mark.parametrize("history_node", [True, False])
 def test_fused_gated_attention_matches_reference(window, history_node):

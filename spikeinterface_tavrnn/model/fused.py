@@ -27,76 +27,93 @@ __all__ = ["FusedVGRNNStep"]
 class FusedVGRNNStep(torch.autograd.Function):
     """``(mu, sigma, z, h_new) = step(adj, h, pe, pg, eps, W_h, b_enc, W_post, b_post, W_z, b_z, W_gz, b_gru, W_hc)``.
 
-    ``eps`` may be None (``z = mu``, deterministic). See the module docstring for the function.
+    ``eps`` may be None (``z = mu``, deterministic). ``W_h`` is (4d, d) as in the module docstring, or (3d, d)
+    without the candidate's zero block (same function, one product narrower). See the module docstring.
+
+    The candidate's ``tanh(x)`` is computed as ``2 sigmoid(2 x) - 1`` (the same function, one cheap transcendental
+    instead of a dear one on CPU). The backward pass uses the fused elementwise backward kernels of ATen
+    (``sigmoid_backward``, ``tanh_backward``, ``threshold_backward``, ``softplus_backward``), writes the gate
+    gradients into one buffer, and reuses ``A dG_c`` (needed early for the reset gate) as the candidate's share of
+    ``A dG`` instead of propagating it twice.
     """
 
     @staticmethod
     def forward(ctx, adj, h, pe, pg, eps, w_h, b_enc, w_post, b_post, w_z, b_z, w_gz, b_gru, w_hc):
-        d = h.shape[1]
+        n, d = h.shape
         k = w_post.shape[0] // 2
-        hp = h @ w_h.t()
-        hp_e, hp_g = hp.split([d, 3 * d], dim=1)
-        a1 = torch.addmm(b_enc.expand(h.shape[0], d), adj, pe + hp_e)
+        hp = h @ w_h.t()  # (N, 4d) or (N, 3d)
+        a1 = torch.addmm(b_enc.expand(n, d), adj, torch.add(pe, hp[:, :d]))
         e = torch.relu(a1)
         ae = adj @ e
         post = torch.addmm(b_post, ae, w_post.t())
         mu, sr = post.split(k, dim=1)
+        sr = sr.contiguous()  # elementwise kernels on 8-wide strided rows are several times slower
         sigma = F.softplus(sr)
         z = torch.addcmul(mu, sigma, eps) if eps is not None else mu
         pz = torch.relu(torch.addmm(b_z, z, w_z.t()))
-        pre = torch.addmm(pg + hp_g, pz, w_gz.t())
-        g = torch.addmm(b_gru.expand(h.shape[0], 3 * d), adj, pre)
-        s, r = torch.sigmoid(g[:, : 2 * d]).split(d, dim=1)
+        if hp.shape[1] == 4 * d:
+            pre = torch.add(pg, hp[:, d:])
+        else:
+            pre = pg.clone()
+            pre[:, : 2 * d].add_(hp[:, d:])
+        pre = pre.addmm_(pz, w_gz.t())
+        g = torch.addmm(b_gru.expand(n, 3 * d), adj, pre)
+        sg = torch.sigmoid(g[:, : 2 * d])  # (N, 2d): update s | reset r
+        s, r = sg[:, :d], sg[:, d:]
         rh = r * h
-        c = torch.tanh(torch.addmm(g[:, 2 * d :], adj, rh @ w_hc.t()))
-        h_new = torch.lerp(c, h, s)
+        # c = tanh(G_c + A (r h) W_hc^T) = 2 sigmoid(2 (...)) - 1
+        c = torch.addmm(g[:, 2 * d :], adj, rh @ w_hc.t(), beta=2.0, alpha=2.0).sigmoid_().mul_(2.0).sub_(1.0)
+        hc = h - c
+        h_new = torch.addcmul(c, s, hc)  # s h + (1 - s) c
         ctx.adj = adj
         ctx.has_eps = eps is not None
-        ctx.save_for_backward(h, eps, w_h, w_post, w_z, w_gz, w_hc, a1, e, ae, sr, sigma, z, pz, s, r, rh, c)
+        ctx.save_for_backward(h, eps, w_h, w_post, w_z, w_gz, w_hc, e, ae, sr, z, pz, sg, rh, c, hc)
         return mu.contiguous(), sigma, z if eps is not None else mu.clone(), h_new
 
     @staticmethod
     def backward(ctx, d_mu, d_sigma, d_z, d_h_new):
-        (h, eps, w_h, w_post, w_z, w_gz, w_hc, a1, e, ae, sr, sigma, z, pz, s, r, rh, c) = ctx.saved_tensors
+        (h, eps, w_h, w_post, w_z, w_gz, w_hc, e, ae, sr, z, pz, sg, rh, c, hc) = ctx.saved_tensors
         adj = ctx.adj
-        d = h.shape[1]
+        n, d = h.shape
+        k = sr.shape[1]
+        aten = torch.ops.aten
         zero = torch.zeros_like
-        d_mu = zero(sigma) if d_mu is None else d_mu
-        d_sigma = zero(sigma) if d_sigma is None else d_sigma
-        d_z = zero(sigma) if d_z is None else d_z
+        d_mu = zero(sr) if d_mu is None else d_mu
+        d_sigma = zero(sr) if d_sigma is None else d_sigma
+        d_z = zero(sr) if d_z is None else d_z
         d_h_new = zero(h) if d_h_new is None else d_h_new
+        s, r = sg[:, :d], sg[:, d:]
+        width = w_h.shape[0]  # 4d, or 3d without the candidate block
+        # d_hp = [d_x1 | A dG_s | A dG_r | A dG_c]: the gradient of pe (first d columns), of pg (the rest) and of hp
+        d_hp = h.new_empty(n, 4 * d)
 
-        # h' = s h + (1 - s) c
-        d_c = d_h_new * (1.0 - s)
-        d_s = d_h_new * (h - c)
-        d_h = d_h_new * s
-        d_gc = d_c * (1.0 - c * c)
-        d_q = adj @ d_gc  # q = (r h) W_hc^T, propagated: c_pre = G_c + A q
+        # h' = c + s (h - c); c = tanh(.)
+        d_gc = aten.tanh_backward(torch.addcmul(d_h_new, d_h_new, s, value=-1.0), c)
+        d_q = torch.mm(adj, d_gc, out=d_hp[:, 3 * d :])  # q = (r h) W_hc^T, propagated: c_pre = G_c + A q
         d_w_hc = d_q.t() @ rh
         d_rh = d_q @ w_hc
-        d_r = d_rh * h
-        d_h = d_h + d_rh * r
-        d_g = torch.cat([d_s * s * (1.0 - s), d_r * r * (1.0 - r), d_gc], dim=1)
-        d_b_gru = d_g.sum(0)
-        d_pre = adj @ d_g  # (N, 3d): gradient of pg, of the phi_z projection and of hp[:, d:]
+        d_h = torch.addcmul(d_h_new * s, d_rh, r)
+        d_gsr = h.new_empty(n, 2 * d)
+        aten.sigmoid_backward.grad_input(d_h_new * hc, s, grad_input=d_gsr[:, :d])
+        aten.sigmoid_backward.grad_input(d_rh * h, r, grad_input=d_gsr[:, d:])
+        d_b_gru = torch.cat([d_gsr.sum(0), d_gc.sum(0)])
+        torch.mm(adj, d_gsr, out=d_hp[:, d : 3 * d])
+        d_pre = d_hp[:, d:]  # (N, 3d): gradient of pg, of the phi_z projection and of hp[:, d:]
         d_w_gz = d_pre.t() @ pz
-        d_pz_pre = (d_pre @ w_gz).mul_(pz > 0)
+        d_pz_pre = aten.threshold_backward(d_pre @ w_gz, pz, 0)
         d_w_z = d_pz_pre.t() @ z
         d_b_z = d_pz_pre.sum(0)
-        d_z_total = d_z + d_pz_pre @ w_z
-        d_mu_total = d_mu + d_z_total
-        d_sigma_total = d_sigma + d_z_total * eps if ctx.has_eps else d_sigma
-        d_sr = d_sigma_total * torch.sigmoid(sr)
-        d_post = torch.cat([d_mu_total, d_sr], dim=1)
+        d_z_total = torch.addmm(d_z, d_pz_pre, w_z)
+        d_sigma_total = torch.addcmul(d_sigma, d_z_total, eps) if ctx.has_eps else d_sigma
+        d_post = torch.cat([d_mu + d_z_total, aten.softplus_backward(d_sigma_total, sr, 1.0, 20.0)], dim=1)
         d_w_post = d_post.t() @ ae
         d_b_post = d_post.sum(0)
-        d_e = adj @ (d_post @ w_post)
-        d_a1 = d_e.mul_(a1 > 0)
+        d_a1 = aten.threshold_backward(adj @ (d_post @ w_post), e, 0)
         d_b_enc = d_a1.sum(0)
-        d_x1 = adj @ d_a1  # gradient of pe and of hp[:, :d]
-        d_hp = torch.cat([d_x1, d_pre], dim=1)
-        d_w_h = d_hp.t() @ h
-        d_h = d_h + d_hp @ w_h
+        d_x1 = torch.mm(adj, d_a1, out=d_hp[:, :d])  # gradient of pe and of hp[:, :d]
+        d_hp_used = d_hp[:, :width]
+        d_w_h = d_hp_used.t() @ h
+        d_h = d_h.addmm_(d_hp_used, w_h)
         return (
             None,
             d_h,
