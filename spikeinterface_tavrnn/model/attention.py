@@ -171,91 +171,89 @@ class _GatedAttentionStep(torch.autograd.Function):
     def forward(ctx, h_tilde, buf, t, start, w_r, b_r, w_q, b_q, w_k, w_v, b_v, w_g, b_g):
         n, d = h_tilde.shape
         states, summaries = buf["states"], buf["summaries"]
+        summary = summaries[t]  # written in place (the buffer is not an autograd input)
         if w_r is not None:
-            p = torch.softmax(h_tilde @ w_r.t() + b_r, dim=0)  # (N, 1)
-            summary = (p.t() @ h_tilde).squeeze(0)
+            p = torch.softmax(torch.mv(h_tilde, w_r[0]).add_(b_r), dim=0)  # (N,)
+            torch.mv(h_tilde.t(), p, out=summary)
         else:
             p = None
-            summary = h_tilde.mean(dim=0)
-        summaries[t] = summary
+            torch.mean(h_tilde, dim=0, out=summary)
         u = summaries[start : t + 1]  # (m, d), the current summary last
         q = torch.addmv(b_q, w_q, summary)
         keys = u @ w_k.t()
         scale = 1.0 / math.sqrt(d)
-        weights = torch.softmax((keys @ q) * scale, dim=0)
-        context = torch.cat([summary, weights @ u])
+        weights = torch.softmax(torch.mv(keys, q).mul_(scale), dim=0)
+        context = torch.cat([summary, torch.mv(u.t(), weights)])
         if t > start:
             a = torch.mv(states[start:t].view(t - start, -1).t(), weights[:-1]).view(n, d)
+            a.add_(h_tilde, alpha=float(weights[-1]))
         else:
-            a = torch.zeros_like(h_tilde)
-        a.add_(h_tilde, alpha=float(weights[-1]))
-        attended = torch.addmm(b_v, a, w_v.t())
+            a = h_tilde * float(weights[-1])
         gate = torch.sigmoid(torch.addmv(b_g, w_g, context))
-        out = torch.lerp(h_tilde, attended, gate)
+        diff = torch.addmm(b_v, a, w_v.t()).sub_(h_tilde)  # attended - h~
+        out = torch.addcmul(h_tilde, diff, gate)
         states[t] = out
         ctx.buf, ctx.t, ctx.start = buf, t, start
         ctx.has_readout = w_r is not None
-        ctx.save_for_backward(h_tilde, p, w_r, w_q, w_k, w_v, w_g, summary, q, keys, weights, context, a, attended, gate)
+        ctx.save_for_backward(h_tilde, p, w_r, w_q, w_k, w_v, w_g, q, keys, weights, context, a, diff, gate)
         ctx.mark_non_differentiable(weights)
         return out, weights
 
     @staticmethod
     def backward(ctx, d_out, _d_weights):
-        (h_tilde, p, w_r, w_q, w_k, w_v, w_g, summary, q, keys, weights, context, a, attended, gate) = ctx.saved_tensors
+        (h_tilde, p, w_r, w_q, w_k, w_v, w_g, q, keys, weights, context, a, diff, gate) = ctx.saved_tensors
         buf, t, start = ctx.buf, ctx.t, ctx.start
         n, d = h_tilde.shape
+        aten = torch.ops.aten
         g_states, g_summaries = buf["g_states"], buf["g_summaries"]
         d_out = g_states[t].clone() if d_out is None else d_out + g_states[t]
         g_states[t].zero_()
         states, summaries = buf["states"], buf["summaries"]
         u = summaries[start : t + 1]
+        summary = summaries[t]
         scale = 1.0 / math.sqrt(d)
 
         # out = h~ + g (att - h~)
-        d_h = d_out * (1.0 - gate)
         d_att = d_out * gate
-        d_gpre = (d_out * (attended - h_tilde)).sum(0) * gate * (1.0 - gate)
+        d_h = d_out - d_att
+        d_gpre = aten.sigmoid_backward((d_out * diff).sum(0), gate)
         d_w_g = torch.outer(d_gpre, context)
         d_b_g = d_gpre
-        d_context = d_gpre @ w_g
-        d_u_t = d_context[:d].clone()
-        d_ctx = d_context[d:]
+        d_context = torch.mv(w_g.t(), d_gpre)
+        d_u_t, d_ctx = d_context[:d], d_context[d:]
         # att = a W_v^T + b_v, a = sum_s alpha_s H_s (H_t = h~)
         d_w_v = d_att.t() @ a
         d_b_v = d_att.sum(0)
         d_a = d_att @ w_v
-        d_alpha = u @ d_ctx
-        d_alpha[-1] += (d_a * h_tilde).sum()
+        flat_d_a = d_a.view(-1)
+        d_alpha = torch.mv(u, d_ctx)
+        d_alpha[-1] += torch.dot(flat_d_a, h_tilde.view(-1))
         d_h.add_(d_a, alpha=float(weights[-1]))
         if t > start:
-            flat_d_a = d_a.view(-1)
-            d_alpha[:-1] += states[start:t].view(t - start, -1) @ flat_d_a
+            d_alpha[:-1] += torch.mv(states[start:t].view(t - start, -1), flat_d_a)
             g_states[start:t].view(t - start, -1).addr_(weights[:-1], flat_d_a)
-        d_u = torch.outer(weights, d_ctx)
         # weights = softmax(K q / sqrt(d)), K = U W_k^T, q = W_q u_t + b_q
-        d_scores = weights * (d_alpha - (weights * d_alpha).sum()) * scale
-        d_keys = torch.outer(d_scores, q)
-        d_q = d_scores @ keys
+        d_scores = aten._softmax_backward_data(d_alpha, weights, 0, weights.dtype).mul_(scale)
+        d_q = torch.mv(keys.t(), d_scores)
         d_w_q = torch.outer(d_q, summary)
         d_b_q = d_q
-        d_u_t += d_q @ w_q
-        d_w_k = d_keys.t() @ u
-        d_u += d_keys @ w_k
+        d_u_t.add_(torch.mv(w_q.t(), d_q))
+        d_w_k = torch.outer(q, torch.mv(u.t(), d_scores))  # d_keys^T U with d_keys = d_scores q^T
+        d_u = torch.outer(weights, d_ctx).addr_(d_scores, torch.mv(w_k.t(), q))
         if t > start:
             g_summaries[start:t] += d_u[:-1]
-        d_u_t += d_u[-1] + g_summaries[t]
+        d_u_t.add_(d_u[-1]).add_(g_summaries[t])
         g_summaries[t].zero_()
         # summary
         d_w_r = d_b_r = None
         if ctx.has_readout:
-            d_h.addr_(p.squeeze(1), d_u_t)
-            d_logits = p * ((h_tilde @ d_u_t).unsqueeze(1))
-            d_logits = d_logits - p * d_logits.sum()
-            d_w_r = d_logits.t() @ h_tilde
-            d_b_r = d_logits.sum(0)
-            d_h.addr_(d_logits.squeeze(1), w_r.squeeze(0))
+            d_h.addr_(p, d_u_t)
+            d_logits = aten._softmax_backward_data(torch.mv(h_tilde, d_u_t), p, 0, p.dtype)
+            d_w_r = torch.mv(h_tilde.t(), d_logits).unsqueeze(0)
+            d_b_r = d_logits.sum(0, keepdim=True)
+            d_h.addr_(d_logits, w_r[0])
         else:
-            d_h.add_(d_u_t / n)
+            d_h.add_(d_u_t, alpha=1.0 / n)
         return d_h, None, None, None, d_w_r, d_b_r, d_w_q, d_b_q, d_w_k, d_w_v, d_b_v, d_w_g, d_b_g
 
 
