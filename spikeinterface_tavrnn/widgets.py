@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -190,16 +191,19 @@ def mean_abs_offdiagonal(matrices: np.ndarray) -> np.ndarray:
     values : np.ndarray
         ``(n_windows,)`` float64 (NaN for windows with fewer than two units or only NaN values).
     """
-    matrices = np.asarray(matrices, dtype=np.float64)
-    n_units = matrices.shape[1]
+    matrices = np.asarray(matrices)
+    n_windows, n_units = matrices.shape[0], matrices.shape[1]
     if n_units < 2:
-        return np.full(matrices.shape[0], np.nan)
+        return np.full(n_windows, np.nan)
     off_diagonal = ~np.eye(n_units, dtype=bool)
-    values = np.abs(matrices[:, off_diagonal])
-    with np.errstate(invalid="ignore"):
-        counts = np.sum(np.isfinite(values), axis=1)
-        sums = np.nansum(values, axis=1)
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    out = np.full(n_windows, np.nan)
+    for t in range(n_windows):  # one window at a time: (T, N, N) float64 copies cost GBs at thousands of units
+        values = np.abs(matrices[t][off_diagonal])
+        finite = np.isfinite(values)
+        count = int(finite.sum())
+        if count:
+            out[t] = float(values[finite].sum(dtype=np.float64)) / count
+    return out
 
 
 def _make_figure(backend_kwargs: dict, num_axes: int | None, default_figsize: tuple[float, float]):
@@ -236,6 +240,27 @@ def _grid_figsize(n_panels: int, ncols: int | None, panel: float = 3.0) -> tuple
 
 
 # ---------------------------------------------------------------------------------------------- connectivity
+#: Matrices of more units are averaged over blocks of units for display (a panel has fewer pixels than that).
+_MAX_PIXELS_PER_PANEL = 1024
+
+
+def _pool_for_display(matrices: np.ndarray, max_size: int) -> np.ndarray:
+    """Average (T, N, N) over square blocks of units so that N becomes at most ``max_size`` (NaNs ignored)."""
+    n = matrices.shape[1]
+    factor = -(-n // max_size)
+    if factor <= 1:
+        return matrices
+    m = -(-n // factor)
+    pad = m * factor - n
+    out = np.empty((matrices.shape[0], m, m), dtype=np.float32)
+    for k, panel in enumerate(matrices):
+        blocks = np.pad(panel, ((0, pad), (0, pad)), constant_values=np.nan).reshape(m, factor, m, factor)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks (padding) stay NaN
+            out[k] = np.nanmean(blocks, axis=(1, 3))
+    return out
+
+
 class ConnectivityMatricesWidget(BaseWidget):
     """Plots connectivity matrices of several windows side by side, units grouped by label (region, well).
 
@@ -305,15 +330,22 @@ class ConnectivityMatricesWidget(BaseWidget):
         order, group_names, group_starts = np.arange(n_units), None, None
         if order_by_label and labels is not None:
             order, group_names, group_starts = _label_groups(labels)
-        shown = np.asarray(matrices[indices], dtype=float)[:, order][:, :, order]
+        shown = np.asarray(matrices[indices], dtype=np.float32)
+        if not np.array_equal(order, np.arange(n_units)):
+            shown = shown[:, order[:, None], order[None, :]]
         diagonal = np.arange(n_units)
         shown[:, diagonal, diagonal] = np.nan
 
-        finite = shown[np.isfinite(shown)]
-        signed = bool(finite.size and finite.min() < 0)
+        lowest, largest = np.inf, 0.0
+        for panel in shown:  # per panel: no full-size temporary
+            finite = panel[np.isfinite(panel)]
+            if finite.size:
+                lowest = min(lowest, float(finite.min()))
+                largest = max(largest, float(np.abs(finite).max()))
+        signed = lowest < 0
         if vmax is None:
-            vmax = float(np.abs(finite).max()) if finite.size else 1.0
-            vmax = vmax if vmax > 0 else 1.0
+            vmax = largest if largest > 0 else 1.0
+        shown = _pool_for_display(shown, _MAX_PIXELS_PER_PANEL)
         plot_data = dict(
             matrices=shown,
             indices=indices,
@@ -339,7 +371,10 @@ class ConnectivityMatricesWidget(BaseWidget):
         cmap = mpl.colormaps[dp.cmap].with_extremes(bad="0.85")
         image = None
         for k, ax in enumerate(flat[:n_panels]):
-            image = ax.imshow(dp.matrices[k], cmap=cmap, vmin=dp.vmin, vmax=dp.vmax, interpolation="nearest")
+            extent = (-0.5, dp.n_units - 0.5, dp.n_units - 0.5, -0.5)  # unit coordinates, also when pooled
+            image = ax.imshow(
+                dp.matrices[k], cmap=cmap, vmin=dp.vmin, vmax=dp.vmax, interpolation="nearest", extent=extent
+            )
             ax.set_title(dp.titles[k], fontsize=9)
             if dp.group_names is not None:
                 for start in dp.group_starts[1:]:

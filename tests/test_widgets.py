@@ -311,3 +311,25 @@ def test_full_pipeline_widgets():
     assert W.plot_attention_weights(analyzer).data_plot["attention"].shape == (n_windows, n_windows)
     assert W.plot_loss_history(analyzer).data_plot["curves"]["loss"].size > 0
     W.plot_window_summary(analyzer)
+
+
+def test_connectivity_matrices_of_thousands_of_units_are_block_averaged_for_display():
+    from spikeinterface_tavrnn.widgets import _pool_for_display, plot_connectivity_matrices
+
+    rng = np.random.default_rng(0)
+    n = 2050  # pooled by 3 -> 684 x 684 (the last block padded)
+    matrix = rng.random((n, n)).astype(np.float32)
+    matrix = (matrix + matrix.T) / 2
+    widget = plot_connectivity_matrices(matrix[None], order_by_label=False, backend="matplotlib")
+    image = widget.axes.flat[0].images[0]
+    shown = np.asarray(image.get_array())
+    assert shown.shape == (684, 684)
+    assert image.get_extent() == [-0.5, n - 0.5, n - 0.5, -0.5]  # axes stay in unit coordinates
+    off = matrix.copy()
+    np.fill_diagonal(off, np.nan)
+    np.testing.assert_allclose(shown[1, 2], off[3:6, 6:9].mean(), rtol=1e-5)
+    np.testing.assert_allclose(shown[0, 0], np.nanmean(off[:3, :3]), rtol=1e-5)  # diagonal left out
+    assert np.isnan(shown[683, 683])  # the last block holds only unit 2049's own (diagonal) entry
+    np.testing.assert_allclose(shown[0, 683], off[:3, 2049].mean(), rtol=1e-5)  # padding ignored
+    small = rng.random((2, 40, 40)).astype(np.float32)
+    assert _pool_for_display(small, 1024) is small
