@@ -740,6 +740,7 @@ class TAVRNN:
             node_features=graphs.node_features,
             node_ids=graphs.node_ids,
             node_labels=graphs.node_labels,
+            firing_rates_hz=graphs.firing_rates_hz,
         )
         params = {**self.get_params(), "seed": int(rng.integers(0, 2**31 - 1))}
         features = params["node_features"]
