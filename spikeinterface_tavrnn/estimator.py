@@ -188,8 +188,8 @@ class TAVRNN:
         training memory grows with ``bptt_windows`` instead of the number of windows. None: full back-propagation
         (as published); a value >= the number of windows gives exactly the same fit.
     recordings_per_step : int, default: 1
-        When fitting a list of sequences: recordings whose gradients are accumulated for one optimiser step (a
-        mini-batch of recordings, drawn in an order shuffled every epoch with ``seed``). Recordings are processed
+        When fitting a list of sequences: recordings per optimiser step, which follows the gradient of their mean
+        loss (a mini-batch of recordings, drawn in an order shuffled every epoch with ``seed``). Recordings are processed
         one at a time, so memory does not grow with their number.
 
     Attributes
@@ -1040,8 +1040,9 @@ class _Trainer:
             )
         return kind
 
-    def _accumulate(self, r: int) -> float:
-        """Forward and backward over every chunk of recording ``r``; returns its loss (summed over windows)."""
+    def _accumulate(self, r: int, weight: float = 1.0) -> float:
+        """Forward and backward (of ``weight`` x the loss) over every chunk of recording ``r``; returns its loss
+        (summed over windows)."""
         state, total = None, 0.0
         chunks = self.chunks[r]
         for c, chunk in enumerate(chunks):
@@ -1054,7 +1055,7 @@ class _Trainer:
                     f"training loss became {loss.item()} at epoch {self.epoch}; lower learning_rate or check the "
                     "input features' scale."
                 )
-            loss.backward()
+            (loss * weight if weight != 1.0 else loss).backward()
             total += float(loss.detach())
             if c + 1 < len(chunks):
                 state = out.state.detach()
@@ -1068,8 +1069,9 @@ class _Trainer:
         losses = np.zeros(n)
         for first in range(0, n, self.per_step):
             self.optimizer.zero_grad(set_to_none=True)
-            for r in order[first : first + self.per_step]:
-                losses[r] = self._accumulate(int(r))
+            batch = order[first : first + self.per_step]
+            for r in batch:  # the gradient of the mini-batch's mean loss
+                losses[r] = self._accumulate(int(r), 1.0 / len(batch))
             if self.clip is not None:
                 nn.utils.clip_grad_norm_(self.module.parameters(), self.clip)
             self.optimizer.step()
