@@ -234,13 +234,17 @@ def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tup
     flat = z.reshape(-1, k)
     x_pos = _PatternDots.apply(prepared.pos_pattern, flat)
     counts = prepared.pos_counts
-    pos_term = _segment_sum(F.softplus(-x_pos), prepared.pos_window, n_windows) / counts.clamp(min=1)
     if mode == "dense":
+        # softplus(x) = softplus(-x) + x: one softplus and one segment sum for both shares of the positives
+        pos_sum = _segment_sum(F.softplus(-x_pos), prepared.pos_window, n_windows)
+        pos_x = _segment_sum(x_pos, prepared.pos_window, n_windows)
+        pos_term = pos_sum / counts.clamp(min=1)
         total = pairwise_softplus_sum(z)
-        pos_as_neg = _segment_sum(F.softplus(x_pos), prepared.pos_window, n_windows)
         n_neg = (float(n_nodes) * n_nodes - counts).clamp(min=1)
-        neg_term = (total - pos_as_neg) / n_neg
-    elif mode == "sampled":
+        neg_term = (total - pos_sum - pos_x) / n_neg  # total - sum softplus(x_pos)
+        return 0.5 * (pos_term + neg_term)
+    pos_term = _segment_sum(F.softplus(-x_pos), prepared.pos_window, n_windows) / counts.clamp(min=1)
+    if mode == "sampled":
         if negatives is None:
             raise ValueError("sampled reconstruction needs negatives (see NegativeSampler).")
         neg_src, neg_dst, neg_window, neg_counts = negatives
