@@ -408,6 +408,14 @@ def test_fused_step_gradcheck_and_unpadded_state_weight(sample):
         torch.testing.assert_close(out3, out4)
     assert torch.autograd.gradcheck(lambda *x: step(*x), (w_h3, h, pe, pg, *rest))
     assert torch.autograd.gradcheck(lambda *x: step(*x), (w_h4.detach().requires_grad_(), h, pe, pg, *rest))
+    # [pe | pg] as one input
+    p = torch.cat([pe, pg], dim=1).detach().requires_grad_()
+    joint = FusedVGRNNStep.apply(adj, h, p, None, eps, w_h3, *rest)
+    for out_joint, out in zip(joint, step(w_h3, h, pe, pg, *rest)):
+        torch.testing.assert_close(out_joint, out)
+    assert torch.autograd.gradcheck(
+        lambda p, h, w_h: FusedVGRNNStep.apply(adj, h, p, None, eps, w_h, *rest), (p, h, w_h4.detach().requires_grad_())
+    )
 
 
 @pytest.mark.parametrize("window", [None, 2])

@@ -28,7 +28,9 @@ class FusedVGRNNStep(torch.autograd.Function):
     """``(mu, sigma, z, h_new) = step(adj, h, pe, pg, eps, W_h, b_enc, W_post, b_post, W_z, b_z, W_gz, b_gru, W_hc)``.
 
     ``eps`` may be None (``z = mu``, deterministic). ``W_h`` is (4d, d) as in the module docstring, or (3d, d)
-    without the candidate's zero block (same function, one product narrower). See the module docstring.
+    without the candidate's zero block (same function, one product narrower). ``pg`` may be None with ``pe`` the
+    (N, 4d) concatenation ``[pe | pg]`` (one input, one gradient: the caller's projection of all windows then needs
+    no split). See the module docstring.
 
     The candidate's ``tanh(x)`` is computed as ``2 sigmoid(2 x) - 1`` (the same function, one cheap transcendental
     instead of a dear one on CPU). The backward pass uses the fused elementwise backward kernels of ATen
@@ -41,6 +43,9 @@ class FusedVGRNNStep(torch.autograd.Function):
     def forward(ctx, adj, h, pe, pg, eps, w_h, b_enc, w_post, b_post, w_z, b_z, w_gz, b_gru, w_hc):
         n, d = h.shape
         k = w_post.shape[0] // 2
+        ctx.joint = pg is None
+        if ctx.joint:
+            pe, pg = pe[:, :d], pe[:, d:]
         hp = h @ w_h.t()  # (N, 4d) or (N, 3d)
         a1 = torch.addmm(b_enc.expand(n, d), adj, torch.add(pe, hp[:, :d]))
         e = torch.relu(a1)
@@ -117,8 +122,8 @@ class FusedVGRNNStep(torch.autograd.Function):
         return (
             None,
             d_h,
-            d_x1,
-            d_pre,
+            d_hp if ctx.joint else d_x1,
+            None if ctx.joint else d_pre,
             None,
             d_w_h,
             d_b_enc,
