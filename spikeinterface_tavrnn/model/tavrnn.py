@@ -187,9 +187,13 @@ class VGRNN(nn.Module):
         w_enc_x, w_enc_h = self.encoder.lin.weight.split(d, dim=1)
         w_gru_x, w_gru_z = self.rnn.cells[0].lin_x.weight.split(d, dim=1)
         proj = phi_x @ torch.cat([w_enc_x, w_gru_x]).t()  # (T or 1, N', d + 3d)
-        proj_enc, proj_gru = proj.split([d, 3 * d], dim=2)
-        proj_enc, proj_gru = proj_enc.unbind(0), proj_gru.unbind(0)
-        shared = len(proj_enc) == 1
+        fused = self.fused and self.n_layers == 1
+        if fused:  # the fused step takes [pe | pg] as one input: no split (and no cat of its gradient)
+            proj_joint = proj.unbind(0)
+        else:
+            proj_enc, proj_gru = proj.split([d, 3 * d], dim=2)
+            proj_enc, proj_gru = proj_enc.unbind(0), proj_gru.unbind(0)
+        shared = proj.shape[0] == 1
         dtype = proj.dtype
         eps = (
             torch.randn((n_windows, n, k), generator=generator, device=device, dtype=dtype).unbind(0)
@@ -197,10 +201,12 @@ class VGRNN(nn.Module):
             else None
         )
 
-        # One product for every projection of the previous state: the encoder's and (one layer) the GRU gates',
-        # padded with zeros for the candidate, which reads r * h instead.
+        # One product for every projection of the previous state: the encoder's and (one layer) the GRU gates'
+        # (the candidate reads r * h instead: the layer-by-layer path pads it with zeros, the fused step does not).
         fuse_h = self.n_layers == 1
-        if fuse_h:
+        if fused:
+            w_h = torch.cat([w_enc_h, self.rnn.cells[0].lin_h.weight])
+        elif fuse_h:
             w_h = torch.cat([w_enc_h, self.rnn.cells[0].lin_h.weight, w_enc_h.new_zeros(d, d)])
         else:
             w_h = w_enc_h
@@ -211,21 +217,21 @@ class VGRNN(nn.Module):
             h = list(state.h)
             memory, n_past = self._continue_memory(state.memory, n, device, n_windows, dtype)
         h_prev, mus, sigmas, zs, weights = [], [], [], [], []
-        fused = self.fused and self.n_layers == 1
         cell0 = self.rnn.cells[0]
         for t in range(n_windows):
             adj = prepared.adjacency[t]
             h_last = h[-1]
             h_prev.append(h_last)
-            pe, pg = proj_enc[0 if shared else t], proj_gru[0 if shared else t]
             if fused:
                 mu, sigma, z, h_new = FusedVGRNNStep.apply(
-                    adj, h_last, pe, pg, eps[t] if sample else None, w_h, self.encoder.bias,
+                    adj, h_last, proj_joint[0 if shared else t], None, eps[t] if sample else None, w_h,
+                    self.encoder.bias,
                     self.posterior.lin.weight, self.posterior.bias, self.phi_z.weight, self.phi_z.bias, w_gru_z,
                     cell0.bias, cell0.lin_hc.weight,
                 )  # fmt: skip
                 h_tilde = [h_new]
             else:
+                pe, pg = proj_enc[0 if shared else t], proj_gru[0 if shared else t]
                 if fuse_h:
                     h_enc, h_gru = (h_last @ w_h.t()).split([d, 3 * d], dim=1)
                 else:
