@@ -149,6 +149,23 @@ def _run_batch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _model_params(args: argparse.Namespace) -> dict:
+    """The TAVRNN parameters set by the model options of the command line."""
+    return dict(
+        z_dim=args.z_dim,
+        h_dim=args.h_dim,
+        epochs=args.epochs,
+        attention=not args.no_attention,
+        attention_window=args.attention_window,
+        node_features=args.node_features,
+        reconstruction=getattr(args, "reconstruction", "auto"),  # batch options saved before these options existed
+        bptt_windows=getattr(args, "bptt_windows", None),
+        preset=args.preset,
+        device=args.device,
+        seed=args.seed,
+    )
+
+
 def _recording_graphs(path: Path, args: argparse.Namespace):
     """The thresholded connectivity graphs of one recording, with the options of ``tavrnn run``."""
     from .connectivity import compute_connectivity
@@ -195,21 +212,7 @@ def _run_fit(args: argparse.Namespace) -> int:
             graphs.append(_recording_graphs(path, args))
         except ValueError as error:
             raise CommandError(f"{path}: {error}") from error
-    model = TAVRNN(
-        z_dim=args.z_dim,
-        h_dim=args.h_dim,
-        epochs=args.epochs,
-        attention=not args.no_attention,
-        attention_window=args.attention_window,
-        node_features=args.node_features,
-        reconstruction=args.reconstruction,
-        bptt_windows=args.bptt_windows,
-        recordings_per_step=args.recordings_per_step,
-        preset=args.preset,
-        device=args.device,
-        seed=args.seed,
-        verbose=not args.quiet,
-    )
+    model = TAVRNN(**_model_params(args), recordings_per_step=args.recordings_per_step, verbose=not args.quiet)
     try:
         model.fit(graphs)
     except (ValueError, TypeError) as error:
@@ -302,18 +305,8 @@ def run_pipeline(sorting_or_analyzer, args: argparse.Namespace, windows=None, ti
             raise CommandError(str(error)) from error
         analyzer.compute(
             "tavrnn_embeddings",
-            z_dim=args.z_dim,
-            h_dim=args.h_dim,
-            epochs=args.epochs,
-            attention=not args.no_attention,
-            attention_window=args.attention_window,
-            node_features=args.node_features,
-            reconstruction=getattr(args, "reconstruction", "auto"),
-            bptt_windows=getattr(args, "bptt_windows", None),
+            **_model_params(args),
             model_path=None if getattr(args, "model", None) is None else str(Path(args.model).resolve()),
-            preset=args.preset,
-            device=args.device,
-            seed=args.seed,
             score_links=args.score_links,
             verbose=verbose,
         )
