@@ -97,10 +97,8 @@ class PreparedSequence:
             return self
         loops = self.edge_index_with_loops[start:stop]
         pattern, window, counts = _positive_pattern(loops, self.n_total, self.device)
-        if self.features is None or isinstance(self.features, list) or self.features.shape[0] == 1:
-            features = self.features if not isinstance(self.features, list) else self.features[start:stop]
-        else:
-            features = self.features[start:stop]
+        # None (identity), one sparse matrix per window (adjacency) or a dense (T, N', F) tensor
+        features = None if self.features is None else self.features[start:stop]
         return PreparedSequence(
             n_windows=stop - start,
             n_nodes=self.n_nodes,
