@@ -48,8 +48,10 @@ def _fast(**kwargs) -> TAVRNN:
         {"preset": "parity"},  # published attention, wired history node: list memory
         {"n_layers": 2},  # gated attention, two layers: list memory
         {"attention": False},
+        {"node_features": "adjacency"},  # sparse per-window features, sliced per chunk
+        {"node_features": "identity"},
     ],
-    ids=["gated", "gated-window2", "parity", "two-layers", "vgrnn"],
+    ids=["gated", "gated-window2", "parity", "two-layers", "vgrnn", "adjacency", "identity"],
 )
 def test_forward_in_chunks_with_carried_state_equals_one_pass(params):
     graphs = _recording(18, 6, modular=True, seed=0)
