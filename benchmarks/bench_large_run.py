@@ -17,7 +17,6 @@ for how much of the total is the model and the report.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

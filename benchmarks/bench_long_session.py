@@ -9,9 +9,10 @@ Synthetic graphs of 1,024 nodes with ~4,096 undirected edges per window (random,
 node features, dense (exact) reconstruction, h 32, z 8, gated attention over the whole history (the default model).
 Cases: full back-propagation over 100 and 200 windows (the reference, in the same run), ``bptt_windows=20`` over
 100, 200 and 400 windows, and the same with ``attention_window=20`` (attention over the whole history keeps the
-attended states, N x h_dim floats per window, so only a bounded attention window makes memory flat). Target: 1,024 nodes x 200 windows within 4 GB peak, and memory that does not grow with the
-number of windows. Peak memory is ``ru_maxrss`` of the case's own process (interpreter, torch and data included);
-"training" is the peak minus the resident memory just before the first epoch.
+attended states, N x h_dim floats per window, so only a bounded attention window makes memory flat). Target: 1,024
+nodes x 200 windows within 4 GB peak, and memory that does not grow with the number of windows. Peak memory is
+``ru_maxrss`` of the case's own process (interpreter, torch and data included); "training" is the peak minus the
+resident memory just before the first epoch.
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_case(args.child, args.repeats)))
         return 0
     repeats = args.repeats or (1 if args.quick else 2)
-    print(f"{'case':16s} {'windows':>7s} {'bptt':>5s} {'att.win':>7s} {'epoch s':>8s} {'peak MB':>8s} {'training MB':>11s}"
-          "  verdict")
+    print(
+        f"{'case':16s} {'windows':>7s} {'bptt':>5s} {'att.win':>7s} {'epoch s':>8s} {'peak MB':>8s} "
+        f"{'training MB':>11s}  verdict"
+    )
     results, ok = {}, True
     for name in args.case or list(CASES):
         proc = subprocess.run(
@@ -135,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training memory, bptt 20 / full back-propagation at 200 windows: {ratio:.2f}")
     if {"bptt20_100", "bptt20_400"} <= results.keys():
         growth = results["bptt20_400"]["training_mb"] / max(results["bptt20_100"]["training_mb"], 1.0)
-        print(f"training memory with bptt 20, 400 windows / 100 windows: {growth:.2f} (full back-propagation grows ~linearly)")
+        print(f"training memory with bptt 20, 400 windows / 100 windows: {growth:.2f} (full back-propagation grows "
+              "~linearly)")
     if {"bptt20_aw20_100", "bptt20_aw20_400"} <= results.keys():
         growth = results["bptt20_aw20_400"]["training_mb"] / max(results["bptt20_aw20_100"]["training_mb"], 1.0)
         print(f"training memory with bptt 20 and attention window 20, 400 windows / 100 windows: {growth:.2f}")

@@ -189,8 +189,8 @@ class TAVRNN:
         (as published); a value >= the number of windows gives exactly the same fit.
     recordings_per_step : int, default: 1
         When fitting a list of sequences: recordings per optimiser step, which follows the gradient of their mean
-        loss (a mini-batch of recordings, drawn in an order shuffled every epoch with ``seed``). Recordings are processed
-        one at a time, so memory does not grow with their number.
+        loss (a mini-batch of recordings, drawn in an order shuffled every epoch with ``seed``). Recordings are
+        processed one at a time, so memory does not grow with their number.
 
     Attributes
     ----------

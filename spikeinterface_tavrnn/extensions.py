@@ -17,7 +17,6 @@ Curation
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 

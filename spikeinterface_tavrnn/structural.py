@@ -34,7 +34,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["structural_node_features", "structural_feature_names", "GRAPH_FEATURES", "PROFILE_FEATURES", "RATE_FEATURES"]
+__all__ = [
+    "structural_node_features",
+    "structural_feature_names",
+    "GRAPH_FEATURES",
+    "PROFILE_FEATURES",
+    "RATE_FEATURES",
+]
 
 GRAPH_FEATURES = (
     "log_degree",

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from spikeinterface_tavrnn.analyzer import load_sorting_analyzer
 from spikeinterface_tavrnn.cli import main

@@ -2,7 +2,6 @@
 
 import gzip
 import pickle
-import warnings
 from pathlib import Path
 
 import h5py

@@ -80,7 +80,6 @@ class FusedVGRNNStep(torch.autograd.Function):
         (h, eps, w_h, w_post, w_z, w_gz, w_hc, e, ae, sr, z, pz, sg, rh, c, hc) = ctx.saved_tensors
         adj = ctx.adj
         n, d = h.shape
-        k = sr.shape[1]
         aten = torch.ops.aten
         zero = torch.zeros_like
         d_mu = zero(sr) if d_mu is None else d_mu
