@@ -52,3 +52,27 @@ def test_batch_command_exit_status(recordings, tmp_path, capsys):
 def test_expand_inputs_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="No input matches"):
         expand_inputs(str(tmp_path / "*.h5"))
+
+
+def test_batch_task_embeds_with_a_shared_model(tmp_path):
+    """A batch task given ``model`` embeds with the saved model instead of training one per recording."""
+    import numpy as np
+
+    import spikeinterface_tavrnn as st
+    from spikeinterface_tavrnn.batch import process_recording
+
+    rng = np.random.default_rng(0)
+    graphs = []
+    for n in (12, 20):
+        upper = [np.triu(rng.random((n, n)) < 0.3, 1) for _ in range(3)]
+        graphs.append(st.GraphSequence.from_adjacency([(u | u.T).astype(float) for u in upper],
+                                                      firing_rates_hz=rng.gamma(2.0, 2.0, (3, n))))  # fmt: skip
+    model = st.TAVRNN(node_features="structural", z_dim=4, h_dim=8, epochs=2, seed=0).fit(graphs)
+    model.save(tmp_path / "shared.npz")
+    source = shared_data_path("hipsc_cultures", "hiPSN_tc06_d12_spikes6sd.h5")
+    row = process_recording(source, tmp_path / "out", {"model": tmp_path / "shared.npz", "quiet": True})
+    assert row["status"] == "done", row.get("error")
+    analyzer = st.load_sorting_analyzer(tmp_path / "out" / "analyzer")
+    extension = analyzer.get_extension("tavrnn_embeddings")
+    assert extension.params["model_path"] == str((tmp_path / "shared.npz").resolve())
+    assert extension.get_data().shape[2] == 4
