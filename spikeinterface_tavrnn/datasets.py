@@ -221,7 +221,7 @@ def linear_track_visit_intervals(
     --------
     >>> sorting, position = load_linear_track()
     >>> starts, stops, labels = linear_track_visit_intervals(position)
-    >>> sorted(set(labels))
+    >>> sorted(set(labels.tolist()))
     ['end', 'middle', 'start']
     """
     cuts = np.asarray(boundaries, dtype=np.float64)

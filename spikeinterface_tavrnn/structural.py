@@ -113,7 +113,8 @@ def structural_node_features(graphs, verbose: bool = False) -> tuple[np.ndarray,
     >>> triangle_and_isolated = np.zeros((4, 4))
     >>> triangle_and_isolated[:3, :3] = 1 - np.eye(3)
     >>> x, names = structural_node_features(GraphSequence.from_adjacency([triangle_and_isolated]))
-    >>> dict(zip(names, x[0, 0].round(3)))["clustering"], dict(zip(names, x[0, 3].round(3)))["log_degree"]
+    >>> column = {name: i for i, name in enumerate(names)}
+    >>> float(x[0, 0, column["clustering"]]), float(x[0, 3, column["log_degree"]])  # a triangle node, the isolated one
     (1.0, 0.0)
     """
     from tqdm.auto import tqdm
