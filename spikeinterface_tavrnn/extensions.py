@@ -508,7 +508,9 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         model = self._estimator(verbose)
         if self.params.get("model_path") is None:
             model.fit(graphs)
-        attention = model.attention_weights(graphs) if self.params.get("model_path") else model.attention_weights_
+            attention = model.attention_weights_
+        else:  # a saved model: embed only
+            attention = model.attention_weights(graphs)
         data = {
             "embeddings": model.transform(graphs).astype(np.float32),
             # Without attention (VGRNN) each window sees only its own recurrent state: the identity.
