@@ -50,11 +50,24 @@ def symmetric_spmm(adj: Tensor, x: Tensor, add: Tensor | None = None) -> Tensor:
 
 
 def sparse_csr(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Tensor:
-    """Build a coalesced (N, N) float CSR tensor from an edge list."""
+    """Build a coalesced (N, N) float CSR tensor from an edge list.
+
+    Its indices are int32 when they fit (they always do below 2^31 stored entries): the CPU sparse-dense products
+    (MKL) take int32 indices, and converting int64 ones costs two copies at every product.
+    """
     coo = torch.sparse_coo_tensor(edge_index, edge_weight, (num_nodes, num_nodes), check_invariants=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        return coo.coalesce().to_sparse_csr()
+        csr = coo.coalesce().to_sparse_csr()
+        if csr.values().numel() >= 2**31 - 1 or num_nodes >= 2**31 - 1:
+            return csr
+        return torch.sparse_csr_tensor(
+            csr.crow_indices().to(torch.int32),
+            csr.col_indices().to(torch.int32),
+            csr.values(),
+            csr.shape,
+            check_invariants=False,
+        )
 
 
 def normalized_adjacency(
