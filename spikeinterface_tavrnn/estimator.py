@@ -504,6 +504,7 @@ class TAVRNN:
                             break
             bar.close()
         module = trainer.module.eval()
+        module.workspaces.clear()  # training's reusable scratch buffers are not needed by transform
 
         self.module_ = module
         self.loss_history_ = np.asarray(history, dtype=np.float64)

@@ -156,109 +156,129 @@ class TemporalAttention(nn.Module):
         return out, weights
 
 
-class _GatedAttentionStep(torch.autograd.Function):
-    """One gated attention step (one layer) as a single autograd node, with a hand-written backward.
+def gated_step_forward(h_tilde, buf, t, start, w_r, b_r, w_q, b_q, w_k, w_v, b_v, w_g, b_g, rows=None):
+    """One gated attention step (one layer) without autograd: the forward half of the fused sequence.
 
     Same function as :meth:`TemporalAttention.forward` in ``"gated"`` mode with one layer. The attended states and
-    summaries of earlier steps are not autograd inputs: they are kept (detached) in the shared ``buf`` of the
-    sequence, and their gradients are accumulated there (``buf["g_states"]``, ``buf["g_summaries"]``) by later steps
-    and consumed (then zeroed) by the step that produced them. This is exact because every later step depends on
-    this step's output through the recurrence, so autograd runs the later steps' backward first. Each step then costs
-    a few whole-history products instead of a stack of the history per step (O(T^2) copies and autograd nodes).
+    summaries of earlier steps are kept in the shared buffers ``buf`` of the sequence (see
+    :func:`gated_attention_memory`), so a step costs a few whole-history products instead of a stack of the history.
+    ``rows`` (optional) holds preallocated tensors to write ``"a"``, ``"out"`` (N, d), ``"q"`` (d,) and
+    ``"context"`` (2d,) into. Returns ``(H_t, weights, saved)``.
     """
+    n, d = h_tilde.shape
+    row = (lambda name: None) if rows is None else rows.get
+    states, summaries = buf["states"], buf["summaries"]
+    summary = summaries[t]  # written in place
+    if w_r is not None:
+        p = torch.softmax(torch.mv(h_tilde, w_r[0]).add_(b_r), dim=0)  # (N,)
+        torch.mv(h_tilde.t(), p, out=summary)
+    else:
+        p = None
+        torch.mean(h_tilde, dim=0, out=summary)
+    u = summaries[start : t + 1]  # (m, d), the current summary last
+    q = torch.addmv(b_q, w_q, summary, out=row("q"))
+    keys = u @ w_k.t()
+    weights = torch.softmax(torch.mv(keys, q).mul_(1.0 / math.sqrt(d)), dim=0)
+    parts = [summary, torch.mv(u.t(), weights)]
+    context = torch.cat(parts, out=row("context"))
+    a = h_tilde.new_empty(n, d) if row("a") is None else row("a")
+    if t > start:  # sum_s alpha_s H_s over the stored past, plus the current proposal (no host sync for its weight)
+        torch.mv(states[start:t].view(t - start, -1).t(), weights[:-1], out=a.view(-1))
+        a.addcmul_(h_tilde, weights[-1])
+    else:
+        torch.mul(h_tilde, weights[-1], out=a)
+    gate = torch.sigmoid(torch.addmv(b_g, w_g, context))
+    diff = torch.addmm(b_v, a, w_v.t()).sub_(h_tilde)  # attended - h~
+    out = torch.addcmul(h_tilde, diff, gate, out=row("out"))
+    states[t].copy_(out)
+    saved = (h_tilde, p, w_r, w_q, w_k, w_v, w_g, q, keys, weights, context, a, diff, gate)
+    return out, weights, saved
 
-    @staticmethod
-    def forward(ctx, h_tilde, buf, t, start, w_r, b_r, w_q, b_q, w_k, w_v, b_v, w_g, b_g):
-        n, d = h_tilde.shape
-        states, summaries = buf["states"], buf["summaries"]
-        summary = summaries[t]  # written in place (the buffer is not an autograd input)
-        if w_r is not None:
-            p = torch.softmax(torch.mv(h_tilde, w_r[0]).add_(b_r), dim=0)  # (N,)
-            torch.mv(h_tilde.t(), p, out=summary)
-        else:
-            p = None
-            torch.mean(h_tilde, dim=0, out=summary)
-        u = summaries[start : t + 1]  # (m, d), the current summary last
-        q = torch.addmv(b_q, w_q, summary)
-        keys = u @ w_k.t()
-        scale = 1.0 / math.sqrt(d)
-        weights = torch.softmax(torch.mv(keys, q).mul_(scale), dim=0)
-        context = torch.cat([summary, torch.mv(u.t(), weights)])
-        if t > start:
-            a = torch.mv(states[start:t].view(t - start, -1).t(), weights[:-1]).view(n, d)
-            a.add_(h_tilde, alpha=float(weights[-1]))
-        else:
-            a = h_tilde * float(weights[-1])
-        gate = torch.sigmoid(torch.addmv(b_g, w_g, context))
-        diff = torch.addmm(b_v, a, w_v.t()).sub_(h_tilde)  # attended - h~
-        out = torch.addcmul(h_tilde, diff, gate)
-        states[t] = out
-        ctx.buf, ctx.t, ctx.start = buf, t, start
-        ctx.has_readout = w_r is not None
-        ctx.save_for_backward(h_tilde, p, w_r, w_q, w_k, w_v, w_g, q, keys, weights, context, a, diff, gate)
-        ctx.mark_non_differentiable(weights)
-        return out, weights
 
-    @staticmethod
-    def backward(ctx, d_out, _d_weights):
-        (h_tilde, p, w_r, w_q, w_k, w_v, w_g, q, keys, weights, context, a, diff, gate) = ctx.saved_tensors
-        buf, t, start = ctx.buf, ctx.t, ctx.start
-        n, d = h_tilde.shape
-        aten = torch.ops.aten
-        g_states, g_summaries = buf["g_states"], buf["g_summaries"]
-        d_out = g_states[t].clone() if d_out is None else d_out + g_states[t]
-        g_states[t].zero_()
-        states, summaries = buf["states"], buf["summaries"]
-        u = summaries[start : t + 1]
-        summary = summaries[t]
-        scale = 1.0 / math.sqrt(d)
+def gated_step_backward(saved, d_out, buf, t, start, sink=None):
+    """The backward half of :func:`gated_step_forward`. Returns ``(d_h_tilde, param_grads)``.
 
-        # out = h~ + g (att - h~)
-        d_att = d_out * gate
-        d_h = d_out - d_att
-        d_gpre = aten.sigmoid_backward((d_out * diff).sum(0), gate)
-        d_w_g = torch.outer(d_gpre, context)
-        d_b_g = d_gpre
-        d_context = torch.mv(w_g.t(), d_gpre)
-        d_u_t, d_ctx = d_context[:d], d_context[d:]
-        # att = a W_v^T + b_v, a = sum_s alpha_s H_s (H_t = h~)
-        d_w_v = d_att.t() @ a
-        d_b_v = d_att.sum(0)
-        d_a = d_att @ w_v
-        flat_d_a = d_a.view(-1)
-        d_alpha = torch.mv(u, d_ctx)
-        d_alpha[-1] += torch.dot(flat_d_a, h_tilde.view(-1))
-        d_h.add_(d_a, alpha=float(weights[-1]))
-        if t > start:
-            d_alpha[:-1] += torch.mv(states[start:t].view(t - start, -1), flat_d_a)
-            g_states[start:t].view(t - start, -1).addr_(weights[:-1], flat_d_a)
-        # weights = softmax(K q / sqrt(d)), K = U W_k^T, q = W_q u_t + b_q
-        d_scores = aten._softmax_backward_data(d_alpha, weights, 0, weights.dtype).mul_(scale)
-        d_q = torch.mv(keys.t(), d_scores)
-        d_w_q = torch.outer(d_q, summary)
-        d_b_q = d_q
-        d_u_t.add_(torch.mv(w_q.t(), d_q))
-        d_w_k = torch.outer(q, torch.mv(u.t(), d_scores))  # d_keys^T U with d_keys = d_scores q^T
-        d_u = torch.outer(weights, d_ctx).addr_(d_scores, torch.mv(w_k.t(), q))
-        if t > start:
-            g_summaries[start:t] += d_u[:-1]
-        d_u_t.add_(d_u[-1]).add_(g_summaries[t])
-        g_summaries[t].zero_()
-        # summary
-        d_w_r = d_b_r = None
-        if ctx.has_readout:
-            d_h.addr_(p, d_u_t)
-            d_logits = aten._softmax_backward_data(torch.mv(h_tilde, d_u_t), p, 0, p.dtype)
-            d_w_r = torch.mv(h_tilde.t(), d_logits).unsqueeze(0)
-            d_b_r = d_logits.sum(0, keepdim=True)
-            d_h.addr_(d_logits, w_r[0])
-        else:
-            d_h.add_(d_u_t, alpha=1.0 / n)
-        return d_h, None, None, None, d_w_r, d_b_r, d_w_q, d_b_q, d_w_k, d_w_v, d_b_v, d_w_g, d_b_g
+    Gradients reaching earlier steps' states and summaries through this step's attention are accumulated in
+    ``buf["g_states"]`` and ``buf["g_summaries"]`` and consumed (then zeroed) by the step that produced them. This
+    is exact because every later step depends on this step's output through the recurrence, so later steps' backward
+    runs first. Without ``sink``, ``param_grads`` are the gradients of ``(w_r, b_r, w_q, b_q, w_k, w_v, b_v, w_g,
+    b_g)`` (None for an absent readout). With ``sink``, a dict of preallocated tensors ``"d_att"`` (N, d),
+    ``"d_gate"``, ``"d_q"``, ``"ud"`` (d,) and ``"d_logits"`` (N,) (with a readout), their factors are written
+    there and ``param_grads`` is None: the caller takes them for all windows at once.
+    """
+    (h_tilde, p, w_r, w_q, w_k, w_v, w_g, q, keys, weights, context, a, diff, gate) = saved
+    n, d = h_tilde.shape
+    row = (lambda name: None) if sink is None else sink.get
+    aten = torch.ops.aten
+    g_states, g_summaries = buf["g_states"], buf["g_summaries"]
+    d_out = g_states[t].clone() if d_out is None else d_out + g_states[t]
+    g_states[t].zero_()
+    states, summaries = buf["states"], buf["summaries"]
+    u = summaries[start : t + 1]
+    summary = summaries[t]
+    scale = 1.0 / math.sqrt(d)
+
+    # out = h~ + g (att - h~)
+    d_att = torch.mul(d_out, gate, out=row("d_att"))
+    d_h = d_out - d_att
+    d_gate_sum = (d_out * diff).sum(0)
+    d_gpre = (
+        aten.sigmoid_backward(d_gate_sum, gate)
+        if row("d_gate") is None
+        else aten.sigmoid_backward.grad_input(d_gate_sum, gate, grad_input=row("d_gate"))
+    )
+    d_context = torch.mv(w_g.t(), d_gpre)
+    d_u_t, d_ctx = d_context[:d], d_context[d:]
+    # att = a W_v^T + b_v, a = sum_s alpha_s H_s (H_t = h~)
+    d_a = d_att @ w_v
+    flat_d_a = d_a.view(-1)
+    d_alpha = torch.mv(u, d_ctx)
+    d_alpha[-1] += torch.dot(flat_d_a, h_tilde.view(-1))
+    d_h.addcmul_(d_a, weights[-1])
+    if t > start:
+        d_alpha[:-1] += torch.mv(states[start:t].view(t - start, -1), flat_d_a)
+        g_states[start:t].view(t - start, -1).addr_(weights[:-1], flat_d_a)
+    # weights = softmax(K q / sqrt(d)), K = U W_k^T, q = W_q u_t + b_q
+    d_scores = aten._softmax_backward_data(d_alpha, weights, 0, weights.dtype).mul_(scale)
+    d_q = torch.mv(keys.t(), d_scores, out=row("d_q"))
+    d_u_t.add_(torch.mv(w_q.t(), d_q))
+    ud = torch.mv(u.t(), d_scores, out=row("ud"))
+    d_u = torch.outer(weights, d_ctx).addr_(d_scores, torch.mv(w_k.t(), q))
+    if t > start:
+        g_summaries[start:t] += d_u[:-1]
+    d_u_t.add_(d_u[-1]).add_(g_summaries[t])
+    g_summaries[t].zero_()
+    # summary
+    d_logits = None
+    if p is not None:
+        d_h.addr_(p, d_u_t)
+        d_p = torch.mv(h_tilde, d_u_t)
+        d_logits = (
+            aten._softmax_backward_data(d_p, p, 0, p.dtype)
+            if row("d_logits") is None
+            else aten._softmax_backward_data.out(d_p, p, 0, p.dtype, grad_input=row("d_logits"))
+        )
+        d_h.addr_(d_logits, w_r[0])
+    else:
+        d_h.add_(d_u_t, alpha=1.0 / n)
+    if sink is not None:
+        return d_h, None
+    param_grads = (
+        None if p is None else torch.mv(h_tilde.t(), d_logits).unsqueeze(0),  # w_r
+        None if p is None else d_logits.sum(0, keepdim=True),  # b_r
+        torch.outer(d_q, summary),  # w_q
+        d_q,  # b_q
+        torch.outer(q, ud),  # w_k: d_keys^T U with d_keys = d_scores q^T
+        d_att.t() @ a,  # w_v
+        d_att.sum(0),  # b_v
+        torch.outer(d_gpre, context),  # w_g
+        d_gpre,  # b_g
+    )
+    return d_h, param_grads
 
 
 def gated_attention_memory(n_windows: int, n_nodes: int, d: int, device, dtype) -> dict:
-    """Shared buffers of a sequence for :class:`_GatedAttentionStep`."""
+    """Shared buffers of a sequence for :func:`gated_step_forward` / :func:`gated_step_backward`."""
     return {
         "fused": True,
         "t": 0,
@@ -269,16 +289,11 @@ def gated_attention_memory(n_windows: int, n_nodes: int, d: int, device, dtype) 
     }
 
 
-def fused_gated_step(attention: TemporalAttention, h_tilde: Tensor, memory: dict) -> tuple[Tensor, Tensor]:
-    """One step of one-layer gated attention through :class:`_GatedAttentionStep`; returns (H_t, weights)."""
-    t = memory["t"]
-    start = 0 if attention.window is None else max(0, t - attention.window + 1)
+def gated_attention_parameters(attention: TemporalAttention) -> tuple:
+    """The one-layer gated attention's parameters in the order :func:`gated_step_forward` takes them."""
     ro = attention.readout
-    out, weights = _GatedAttentionStep.apply(
-        h_tilde, memory, t, start,
+    return (
         None if ro is None else ro.weight, None if ro is None else ro.bias,
         attention.query.weight, attention.query.bias, attention.key.weight,
         attention.values[0].weight, attention.values[0].bias, attention.gates[0].weight, attention.gates[0].bias,
     )  # fmt: skip
-    memory["t"] = t + 1
-    return out, weights

@@ -25,11 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import TemporalAttention, fused_gated_step, gated_attention_memory
+from .attention import TemporalAttention, gated_attention_memory, gated_attention_parameters
 from .features import PreparedSequence
 from .fused import FusedVGRNNStep
 from .graph_conv import PrecomputedGCNConv, symmetric_spmm
 from .graph_gru import GraphGRU
+from .sequence import FusedSequence, SequenceSpec, WorkspacePool
 
 __all__ = ["FeatureEncoder", "VGRNN", "TAVRNNModule", "ModelOutput", "RecurrentState"]
 
@@ -142,12 +143,19 @@ class VGRNN(nn.Module):
         self.prior = nn.Linear(d, 2 * k)  # (mu | pre-softplus sigma)
         self.phi_z = nn.Linear(k, d)
         self.rnn = GraphGRU(2 * d, d, n_layers)  # input [phi_x || phi_z]
-        # One-layer models run each window as one autograd node (same function, see .fused); False uses the
-        # layer modules step by step (the reference implementation).
+        # One-layer models run the whole sequence as one autograd node (same function, see .sequence; with the
+        # published attention, one node per window, see .fused); False uses the layer modules step by step (the
+        # reference implementation).
         self.fused = True
+        self.workspaces = WorkspacePool()  # scratch buffers of the fused sequence, reused between training steps
 
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         return h_tilde, None
+
+    def _sequence_attention(self) -> tuple[bool, tuple, int | None]:
+        """Whether the attention (if any) runs inside :class:`.sequence.FusedSequence`, its parameters there and
+        its window."""
+        return True, (), None
 
     def _attention_memory(self, n_nodes: int, device: torch.device, n_windows: int = 0, dtype=None):
         return None
@@ -195,11 +203,8 @@ class VGRNN(nn.Module):
             proj_enc, proj_gru = proj_enc.unbind(0), proj_gru.unbind(0)
         shared = proj.shape[0] == 1
         dtype = proj.dtype
-        eps = (
-            torch.randn((n_windows, n, k), generator=generator, device=device, dtype=dtype).unbind(0)
-            if sample
-            else None
-        )
+        eps_all = torch.randn((n_windows, n, k), generator=generator, device=device, dtype=dtype) if sample else None
+        eps = eps_all.unbind(0) if sample else None
 
         # One product for every projection of the previous state: the encoder's and (one layer) the GRU gates'
         # (the candidate reads r * h instead: the layer-by-layer path pads it with zeros, the fused step does not).
@@ -216,8 +221,25 @@ class VGRNN(nn.Module):
         else:
             h = list(state.h)
             memory, n_past = self._continue_memory(state.memory, n, device, n_windows, dtype)
-        h_prev, mus, sigmas, zs, weights = [], [], [], [], []
         cell0 = self.rnn.cells[0]
+        in_sequence, attention_params, window = self._sequence_attention()
+        if fused and in_sequence:
+            spec = SequenceSpec(list(prepared.adjacency), memory, window, self.workspaces)
+            mu, sigma, z, h_prev, h_last, attention = FusedSequence.apply(
+                spec, proj, eps_all, h[-1], w_h, self.encoder.bias, self.posterior.lin.weight, self.posterior.bias,
+                self.phi_z.weight, self.phi_z.bias, w_gru_z, cell0.bias, cell0.lin_hc.weight, *attention_params,
+            )  # fmt: skip
+            prior = self.prior(F.relu(self.prior_hidden(h_prev)))
+            return ModelOutput(
+                mu=mu,
+                sigma=sigma,
+                prior_mu=prior[..., :k],
+                prior_sigma=F.softplus(prior[..., k:]),
+                z=z,
+                attention=attention,
+                state=RecurrentState([h_last], memory),
+            )
+        h_prev, mus, sigmas, zs, weights = [], [], [], [], []
         for t in range(n_windows):
             adj = prepared.adjacency[t]
             h_last = h[-1]
@@ -316,7 +338,7 @@ class TAVRNNModule(VGRNN):
         if self.attention is None:
             return None
         if self.fused and self.n_layers == 1 and self.attention.mode == "gated" and n_windows > 0:
-            # One autograd node per step, history kept in shared buffers (see attention._GatedAttentionStep).
+            # Run in the fused sequence, history kept in shared buffers (see attention.gated_step_forward).
             return gated_attention_memory(n_windows, n_nodes, self.h_dim, device, dtype)
         return self.attention.initial_state(n_nodes, device)
 
@@ -341,7 +363,11 @@ class TAVRNNModule(VGRNN):
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         if self.attention is None:
             return h_tilde, None
-        if memory.get("fused"):
-            out, weights = fused_gated_step(self.attention, h_tilde[0], memory)
-            return [out], weights
         return self.attention(h_tilde, memory)
+
+    def _sequence_attention(self) -> tuple[bool, tuple, int | None]:
+        if self.attention is None:
+            return True, (), None
+        if self.attention.mode != "gated" or self.n_layers != 1:
+            return False, (), None
+        return True, gated_attention_parameters(self.attention), self.attention.window

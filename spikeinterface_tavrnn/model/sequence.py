@@ -1,0 +1,266 @@
+"""A whole sequence of one-layer VGRNN / gated-TAVRNN windows as a single autograd node.
+
+Per window, :func:`.fused.step_forward` and (TAVRNN) :func:`.attention.gated_step_forward` run without autograd and
+write into preallocated (T, N, .) buffers; backward walks the windows in reverse with their backward halves. Two
+things make this cheaper than one autograd node per window, at the same function:
+
+* no per-window autograd bookkeeping (node creation, saved-tensor packing, engine dispatch, stacking of outputs);
+* the weight gradients are sums over windows of products with saved activations (``sum_t dG_t^T X_t``). Each window
+  only writes its ``dG_t`` into a buffer, and every weight gradient is one (T N)-long product at the end, which
+  uses all cores instead of T small products on one.
+
+The price is memory: the gradient factors of all windows are kept until the end of backward (about
+``T * N * (10 h_dim + 2 z_dim)`` floats, 23 MB at 900 nodes and 19 windows). These scratch buffers are reused from
+one training step to the next (:class:`WorkspacePool`): fresh buffers of this size cost thousands of page faults
+per epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .attention import gated_step_backward, gated_step_forward
+from .fused import step_backward, step_forward
+
+__all__ = ["SequenceSpec", "FusedSequence", "WorkspacePool"]
+
+
+class WorkspacePool:
+    """Scratch buffers of :class:`FusedSequence` kept between calls, at most one free set per shape.
+
+    A forward pass takes a set (or allocates one) and holds it until its backward pass has run, so two graphs alive
+    at once never share buffers. :meth:`clear` drops the free sets (the estimator calls it when training ends).
+    """
+
+    def __init__(self):
+        self._free: dict[tuple, dict] = {}
+
+    def take(self, key: tuple, make) -> dict:
+        """A free set of buffers for ``key``, or ``make()``."""
+        found = self._free.pop(key, None)
+        return make() if found is None else found
+
+    def give(self, key: tuple, buffers: dict) -> None:
+        """Return a set taken with :meth:`take` once nothing reads it any more."""
+        self._free[key] = buffers
+
+    def clear(self) -> None:
+        self._free.clear()
+
+
+@dataclass
+class SequenceSpec:
+    """The non-tensor inputs of :class:`FusedSequence`.
+
+    Attributes
+    ----------
+    adjacency : list of Tensor
+        The T normalised sparse adjacencies.
+    memory : dict or None
+        Gated attention buffers (:func:`.attention.gated_attention_memory`) with ``memory["t"]`` past windows
+        already in them; None without attention.
+    window : int or None
+        Attention window (None = whole history).
+    pool : WorkspacePool or None
+        Where scratch buffers are reused from; None allocates them at every call.
+    """
+
+    adjacency: list
+    memory: dict | None = None
+    window: int | None = None
+    pool: WorkspacePool | None = None
+
+
+def _take(spec: SequenceSpec, key: tuple, make) -> dict:
+    return make() if spec.pool is None else spec.pool.take(key, make)
+
+
+def _give(spec: SequenceSpec, key: tuple, buffers: dict) -> None:
+    if spec.pool is not None:
+        spec.pool.give(key, buffers)
+
+
+class FusedSequence(torch.autograd.Function):
+    """``(mu, sigma, z, h_prev, h_last, attention) = sequence(spec, proj, eps, h0, *step_params, *attention_params)``.
+
+    Parameters
+    ----------
+    spec : SequenceSpec
+    proj : Tensor (T or 1, N, 4d)
+        ``[pe | pg]`` of every window (one row shared by all windows for identity features).
+    eps : Tensor (T, N, k) or None
+        Reparameterisation noise; None gives ``z = mu``.
+    h0 : Tensor (N, d)
+        State before the first window.
+    step_params :
+        ``w_h, b_enc, w_post, b_post, w_z, b_z, w_gz, b_gru, w_hc`` (see :mod:`.fused`).
+    attention_params :
+        Nine more (:func:`.attention.gated_attention_parameters`) with ``spec.memory``; none without.
+
+    Returns
+    -------
+    mu, sigma, z : Tensor (T, N, k)
+    h_prev : Tensor (T, N, d)
+        The state each window started from (``H_{t-1}``; the prior's input).
+    h_last : Tensor (N, d)
+        The state after the last window.
+    attention : Tensor (T, m + T) or None
+        Attention weights (not differentiable), ``m`` the past windows already in the memory.
+    """
+
+    @staticmethod
+    def forward(ctx, spec: SequenceSpec, proj: Tensor, eps: Tensor | None, h0: Tensor, *params: Any):
+        step_params, att_params = params[:9], params[9:]
+        memory = spec.memory
+        n_windows = len(spec.adjacency)
+        n, d = h0.shape
+        k = step_params[2].shape[0] // 2
+        like = dict(device=h0.device, dtype=h0.dtype)
+        shared = proj.shape[0] == 1
+        mu, sigma, z = (torch.empty(n_windows, n, k, **like) for _ in range(3))
+        states = torch.empty(n_windows + 1, n, d, **like)  # H_{-1} (= h0), H_0, ..., H_{T-1}
+        states[0] = h0
+        key = ("forward", n_windows, n, d, memory is not None, h0.device, h0.dtype)
+
+        def make() -> dict:
+            names = ("ae", "pz", "rh") + (("proposals", "attended") if memory is not None else ())
+            buffers = {name: torch.empty(n_windows, n, d, **like) for name in names}
+            if memory is not None:
+                buffers["queries"], buffers["contexts"] = (torch.empty(n_windows, m * d, **like) for m in (1, 2))
+            return buffers
+
+        training = any(ctx.needs_input_grad)  # else no backward will run: plain allocations, nothing kept
+        work = _take(spec, key, make) if training else make()
+        ae, pz, rh = work["ae"], work["pz"], work["rh"]
+        if memory is not None:
+            proposals, attended, queries, contexts = (work[x] for x in ("proposals", "attended", "queries", "contexts"))
+            n_past = memory["t"]
+            attention = torch.zeros(n_windows, n_past + n_windows, **like)
+        else:
+            n_past, attention = 0, None
+        saved_steps, saved_att, spans = [], [], []
+        for t, adj in enumerate(spec.adjacency):
+            rows = {"mu": mu[t], "sigma": sigma[t], "z": z[t], "ae": ae[t], "pz": pz[t], "rh": rh[t]}
+            rows["h_new"] = proposals[t] if memory is not None else states[t + 1]
+            *_, h_new, saved = step_forward(
+                adj, states[t], proj[0 if shared else t], None, None if eps is None else eps[t], *step_params, rows=rows
+            )
+            saved_steps.append(saved[:10] + (None,) + saved[11:])  # z is read from the output buffer in backward
+            if memory is not None:
+                tt = memory["t"]
+                start = 0 if spec.window is None else max(0, tt - spec.window + 1)
+                att_rows = {"a": attended[t], "out": states[t + 1], "q": queries[t], "context": contexts[t]}
+                _, weights, saved_a = gated_step_forward(h_new, memory, tt, start, *att_params, rows=att_rows)
+                memory["t"] = tt + 1
+                attention[t, start : tt + 1] = weights
+                saved_att.append(saved_a)
+                spans.append((tt, start))
+        ctx.spec, ctx.shared = spec, shared
+        ctx.saved_steps, ctx.saved_att, ctx.spans = saved_steps, saved_att, spans
+        ctx.work = (key, work) if training else None
+        ctx.buffers = (ae, pz, rh, states)
+        if memory is not None:
+            ctx.att_buffers = (proposals, attended, queries, contexts, n_past)
+            ctx.mark_non_differentiable(attention)
+        ctx.has_readout = memory is not None and att_params[0] is not None
+        ctx.param_inputs = params
+        ctx.save_for_backward(z)
+        h_prev = states[:n_windows].view(n_windows, n, d)
+        return mu, sigma, z, h_prev, states[n_windows].clone(), attention
+
+    @staticmethod
+    def backward(ctx, d_mu, d_sigma, d_z, d_h_prev, d_h_last, _d_attention):
+        (z,) = ctx.saved_tensors
+        spec, memory = ctx.spec, ctx.spec.memory
+        if ctx.work is None:
+            raise RuntimeError(
+                "FusedSequence cannot run backward twice (its buffers are reused after the first); set the module's "
+                "`fused = False` to back-propagate through one forward pass more than once."
+            )
+        ae, pz, rh, states = ctx.buffers
+        step_params = ctx.param_inputs[:9]
+        w_h = step_params[0]
+        n_windows, n, k = z.shape
+        d = states.shape[2]
+        like = dict(device=z.device, dtype=z.dtype)
+        d_hp = torch.empty(n_windows, n, 4 * d, **like)  # returned (the gradient of proj): never reused
+        key = ("backward", n_windows, n, d, k, memory is not None, ctx.has_readout, z.device, z.dtype)
+
+        def make() -> dict:
+            buffers = {name: torch.empty(n_windows, n, d, **like) for name in ("d_a1", "d_pz", "d_gc")}
+            buffers["d_post"] = torch.empty(n_windows, n, 2 * k, **like)
+            buffers["d_gsr"] = torch.empty(n_windows, n, 2 * d, **like)
+            if memory is not None:
+                buffers["d_att"] = torch.empty(n_windows, n, d, **like)
+                for name in ("d_gate", "d_q", "ud"):
+                    buffers[name] = torch.empty(n_windows, d, **like)
+                if ctx.has_readout:
+                    buffers["d_logits"] = torch.empty(n_windows, n, **like)
+            return buffers
+
+        grads = _take(spec, key, make)
+        d_a1, d_pz, d_gc, d_post, d_gsr = (grads[x] for x in ("d_a1", "d_pz", "d_gc", "d_post", "d_gsr"))
+        if memory is not None:
+            d_att, d_gate, d_q, ud = (grads[x] for x in ("d_att", "d_gate", "d_q", "ud"))
+            d_logits = grads.get("d_logits")
+        carry = d_h_last  # gradient of the state after window t
+        for t in reversed(range(n_windows)):
+            d_state = carry
+            if memory is not None:
+                tt, start = ctx.spans[t]
+                sink = {"d_att": d_att[t], "d_gate": d_gate[t], "d_q": d_q[t], "ud": ud[t]}
+                if d_logits is not None:
+                    sink["d_logits"] = d_logits[t]
+                d_state, _ = gated_step_backward(ctx.saved_att[t], d_state, memory, tt, start, sink=sink)
+            saved = list(ctx.saved_steps[t])
+            saved[10] = z[t]
+            sink = {"d_hp": d_hp[t], "d_a1": d_a1[t], "d_post": d_post[t], "d_pz": d_pz[t], "d_gsr": d_gsr[t],
+                    "d_gc": d_gc[t]}  # fmt: skip
+            carry, _, _ = step_backward(
+                spec.adjacency[t], saved,
+                None if d_mu is None else d_mu[t], None if d_sigma is None else d_sigma[t],
+                None if d_z is None else d_z[t], d_state, sink=sink,
+            )  # fmt: skip
+            if d_h_prev is not None:
+                carry = carry + d_h_prev[t]  # h_prev[t] is the state window t started from
+
+        def flat(x: Tensor) -> Tensor:
+            return x.reshape(n_windows * n, x.shape[-1])
+
+        d_hp_flat = flat(d_hp)
+        width = w_h.shape[0]
+        step_grads = (
+            d_hp_flat[:, :width].t() @ flat(states[:n_windows]),  # w_h
+            flat(d_a1).sum(0),  # b_enc
+            flat(d_post).t() @ flat(ae),  # w_post
+            flat(d_post).sum(0),  # b_post
+            flat(d_pz).t() @ flat(z),  # w_z
+            flat(d_pz).sum(0),  # b_z
+            d_hp_flat[:, d:].t() @ flat(pz),  # w_gz
+            torch.cat([flat(d_gsr).sum(0), flat(d_gc).sum(0)]),  # b_gru
+            d_hp_flat[:, 3 * d :].t() @ flat(rh),  # w_hc
+        )
+        att_grads = ()
+        if memory is not None:
+            proposals, attended, queries, contexts, n_past = ctx.att_buffers
+            summaries = memory["summaries"][n_past : n_past + n_windows]
+            att_grads = (
+                None if d_logits is None else (d_logits.reshape(1, -1) @ flat(proposals)),  # w_r
+                None if d_logits is None else d_logits.sum().reshape(1),  # b_r
+                d_q.t() @ summaries,  # w_q
+                d_q.sum(0),  # b_q
+                queries.t() @ ud,  # w_k
+                flat(d_att).t() @ flat(attended),  # w_v
+                flat(d_att).sum(0),  # b_v
+                d_gate.t() @ contexts,  # w_g
+                d_gate.sum(0),  # b_g
+            )
+        _give(spec, key, grads)
+        _give(spec, *ctx.work)
+        ctx.work = None
+        d_proj = d_hp.sum(0, keepdim=True) if ctx.shared else d_hp
+        return (None, d_proj, None, carry, *step_grads, *att_grads)
