@@ -451,3 +451,74 @@ def test_fused_gated_attention_matches_reference(window, history_node):
         torch.testing.assert_close(getattr(out, name), getattr(ref_out, name))
     for name, grad in ref_grads.items():
         torch.testing.assert_close(grads[name], grad, msg=name)
+
+
+def _double(prep):
+    prep.adjacency = [a.double() for a in prep.adjacency]
+    prep.pos_pattern = prep.pos_pattern.double()
+    if isinstance(prep.features, torch.Tensor):
+        prep.features = prep.features.double()
+    elif isinstance(prep.features, list):
+        prep.features = [f.double() for f in prep.features]
+    return prep
+
+
+def _outputs_and_grads(module, prep, seed=0):
+    module.zero_grad()
+    out = module(prep, sample=True, generator=torch.Generator().manual_seed(seed))
+    loss = (
+        reconstruction_loss(out.z, prep, "dense") + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
+    ).sum() + (out.mu**3).sum()
+    loss.backward()
+    return out, {n: p.grad.clone() for n, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize("kind", ["identity", "adjacency"])
+@pytest.mark.parametrize("attention", [True, False])
+def test_fused_sequence_matches_reference_for_every_feature_kind(kind, attention):
+    # identity features share one projection row across windows (its gradient is summed over windows)
+    prep = _double(prepare_sequence(_random_graphs(n=10, t=4, weighted=True), kind, use_edge_weight=True))
+    torch.manual_seed(2)
+    module = TAVRNNModule(prep.n_features, kind, h_dim=5, z_dim=3, attention=attention).double()
+    module.fused = False
+    ref_out, ref_grads = _outputs_and_grads(module, prep)
+    module.fused = True
+    out, grads = _outputs_and_grads(module, prep)
+    for name in ("mu", "sigma", "z", "prior_mu", "prior_sigma"):
+        torch.testing.assert_close(getattr(out, name), getattr(ref_out, name))
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(grads[name], grad, msg=name)
+
+
+def test_fused_sequence_reuses_buffers_only_between_finished_passes():
+    prep = prepare_sequence(_random_graphs(n=12, t=5, features=True), "graph")
+    torch.manual_seed(3)
+    module = TAVRNNModule(prep.n_features, "graph", h_dim=6, z_dim=3)
+    expected = []
+    for seed in (0, 1):  # one pass at a time: the second reuses the first's buffers
+        expected.append(_outputs_and_grads(module, prep, seed)[1])
+    assert module.workspaces._free  # buffers were kept for reuse
+
+    # two graphs alive at once must not share buffers: forward, forward, then both backward passes
+    losses = []
+    for seed in (0, 1):
+        out = module(prep, sample=True, generator=torch.Generator().manual_seed(seed))
+        rec = reconstruction_loss(out.z, prep, "dense")
+        losses.append((rec + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)).sum() + (out.mu**3).sum())
+    for loss, want in zip(losses[::-1], expected[::-1]):
+        module.zero_grad()
+        loss.backward()
+        for name, p in module.named_parameters():
+            torch.testing.assert_close(p.grad, want[name], msg=name)
+
+    loss = _loss(module, prep)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="backward twice"):
+        loss.backward()
+
+
+def test_fit_releases_the_training_buffers():
+    from spikeinterface_tavrnn import TAVRNN
+
+    est = TAVRNN(h_dim=6, z_dim=3, epochs=2, seed=0, verbose=False).fit(_random_graphs(n=12, t=4))
+    assert not est.module_.workspaces._free
