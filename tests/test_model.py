@@ -522,3 +522,24 @@ def test_fit_releases_the_training_buffers():
 
     est = TAVRNN(h_dim=6, z_dim=3, epochs=2, seed=0, verbose=False).fit(_random_graphs(n=12, t=4))
     assert not est.module_.workspaces._free
+
+
+def test_workspace_pool_keeps_few_sets():
+    from spikeinterface_tavrnn.model.sequence import WorkspacePool
+
+    pool = WorkspacePool(max_sets=2)
+    made = []
+
+    def make():
+        made.append(torch.empty(1))
+        return {"x": made[-1]}
+
+    first = pool.take(("a",), make)
+    assert pool.take(("a",), make) is not first  # taken sets are never handed out twice
+    pool.give(("a",), first)
+    assert pool.take(("a",), make) is first
+    for key in ("a", "b", "c"):
+        pool.give((key,), {"x": torch.empty(1)})
+    assert list(pool._free) == [("b",), ("c",)]  # the oldest set was dropped
+    pool.clear()
+    assert not pool._free

@@ -30,13 +30,16 @@ __all__ = ["SequenceSpec", "FusedSequence", "WorkspacePool"]
 
 
 class WorkspacePool:
-    """Scratch buffers of :class:`FusedSequence` kept between calls, at most one free set per shape.
+    """Scratch buffers of :class:`FusedSequence` kept between calls: at most one free set per shape, and at most
+    ``max_sets`` sets in all (the most recently returned), so training on many recordings of different sizes does not
+    accumulate a set per recording.
 
     A forward pass takes a set (or allocates one) and holds it until its backward pass has run, so two graphs alive
     at once never share buffers. :meth:`clear` drops the free sets (the estimator calls it when training ends).
     """
 
-    def __init__(self):
+    def __init__(self, max_sets: int = 4):
+        self.max_sets = int(max_sets)
         self._free: dict[tuple, dict] = {}
 
     def take(self, key: tuple, make) -> dict:
@@ -46,7 +49,10 @@ class WorkspacePool:
 
     def give(self, key: tuple, buffers: dict) -> None:
         """Return a set taken with :meth:`take` once nothing reads it any more."""
-        self._free[key] = buffers
+        self._free.pop(key, None)
+        self._free[key] = buffers  # dicts keep insertion order: the oldest set is first
+        while len(self._free) > self.max_sets:
+            del self._free[next(iter(self._free))]
 
     def clear(self) -> None:
         self._free.clear()
