@@ -45,7 +45,7 @@ def _fast(**kwargs) -> TAVRNN:
     [
         {},  # gated attention, one layer: fused step with shared buffers
         {"attention_window": 2},
-        {"preset": "parity"},  # published attention, wired history node: list memory
+        {"preset": "parity"},  # published attention, wired history node: fused buffers keyed on final states
         {"n_layers": 2},  # gated attention, two layers: list memory
         {"attention": False},
         {"node_features": "adjacency"},  # sparse per-window features, sliced per chunk

@@ -474,12 +474,20 @@ def _outputs_and_grads(module, prep, seed=0):
 
 
 @pytest.mark.parametrize("kind", ["identity", "adjacency"])
-@pytest.mark.parametrize("attention", [True, False])
+@pytest.mark.parametrize("attention", ["gated", "published-mean", None])
 def test_fused_sequence_matches_reference_for_every_feature_kind(kind, attention):
-    # identity features share one projection row across windows (its gradient is summed over windows)
+    # identity features share one projection row across windows (its gradient is summed over windows);
+    # "published-mean": published attention without a history node (summaries are means over nodes)
     prep = _double(prepare_sequence(_random_graphs(n=10, t=4, weighted=True), kind, use_edge_weight=True))
     torch.manual_seed(2)
-    module = TAVRNNModule(prep.n_features, kind, h_dim=5, z_dim=3, attention=attention).double()
+    options = {"attention": attention is not None}
+    if attention == "published-mean":
+        options.update(attention_mode="published", history_node=False)
+    module = TAVRNNModule(prep.n_features, kind, h_dim=5, z_dim=3, **options).double()
+    if attention is not None:
+        with torch.no_grad():  # away from the identity-like initialisation
+            for p in module.attention.parameters():
+                p.add_(0.3 * torch.randn_like(p))
     module.fused = False
     ref_out, ref_grads = _outputs_and_grads(module, prep)
     module.fused = True

@@ -181,12 +181,7 @@ def gated_step_forward(h_tilde, buf, t, start, w_r, b_r, w_q, b_q, w_k, w_v, b_v
     weights = torch.softmax(torch.mv(keys, q).mul_(1.0 / math.sqrt(d)), dim=0)
     parts = [summary, torch.mv(u.t(), weights)]
     context = torch.cat(parts, out=row("context"))
-    a = h_tilde.new_empty(n, d) if row("a") is None else row("a")
-    if t > start:  # sum_s alpha_s H_s over the stored past, plus the current proposal (no host sync for its weight)
-        torch.mv(states[start:t].view(t - start, -1).t(), weights[:-1], out=a.view(-1))
-        a.addcmul_(h_tilde, weights[-1])
-    else:
-        torch.mul(h_tilde, weights[-1], out=a)
+    a = _weighted_history(h_tilde, states, t, start, weights, row("a"))
     gate = torch.sigmoid(torch.addmv(b_g, w_g, context))
     diff = torch.addmm(b_v, a, w_v.t()).sub_(h_tilde)  # attended - h~
     out = torch.addcmul(h_tilde, diff, gate, out=row("out"))
@@ -213,7 +208,7 @@ def gated_step_backward(saved, d_out, buf, t, start, sink=None):
     g_states, g_summaries = buf["g_states"], buf["g_summaries"]
     d_out = g_states[t].clone() if d_out is None else d_out + g_states[t]
     g_states[t].zero_()
-    states, summaries = buf["states"], buf["summaries"]
+    summaries = buf["summaries"]
     u = summaries[start : t + 1]
     summary = summaries[t]
     scale = 1.0 / math.sqrt(d)
@@ -230,14 +225,9 @@ def gated_step_backward(saved, d_out, buf, t, start, sink=None):
     d_context = torch.mv(w_g.t(), d_gpre)
     d_u_t, d_ctx = d_context[:d], d_context[d:]
     # att = a W_v^T + b_v, a = sum_s alpha_s H_s (H_t = h~)
-    d_a = d_att @ w_v
-    flat_d_a = d_a.view(-1)
-    d_alpha = torch.mv(u, d_ctx)
-    d_alpha[-1] += torch.dot(flat_d_a, h_tilde.view(-1))
-    d_h.addcmul_(d_a, weights[-1])
-    if t > start:
-        d_alpha[:-1] += torch.mv(states[start:t].view(t - start, -1), flat_d_a)
-        g_states[start:t].view(t - start, -1).addr_(weights[:-1], flat_d_a)
+    d_h_att, d_alpha = _weighted_history_backward(h_tilde, buf, t, start, weights, d_att @ w_v)
+    d_h.add_(d_h_att)
+    d_alpha.addmv_(u, d_ctx)
     # weights = softmax(K q / sqrt(d)), K = U W_k^T, q = W_q u_t + b_q
     d_scores = aten._softmax_backward_data(d_alpha, weights, 0, weights.dtype).mul_(scale)
     d_q = torch.mv(keys.t(), d_scores, out=row("d_q"))
@@ -277,6 +267,92 @@ def gated_step_backward(saved, d_out, buf, t, start, sink=None):
     return d_h, param_grads
 
 
+def published_step_forward(h_tilde, buf, t, start, wired, w_q, b_q, w_k, w_v, b_v, rows=None):
+    """One published attention step (one layer) without autograd: :meth:`TemporalAttention.forward` in
+    ``"published"`` mode with one layer, in the shared buffers of :func:`gated_attention_memory`.
+
+    ``H_t = V(sum_s alpha_s H_s)``. The summary of a state is its row ``wired`` (the wired history node) or, with
+    ``wired=None``, its mean over nodes; past steps are keyed by the summaries of their final states and the current
+    one by that of its proposal, as published. ``rows`` (optional) holds preallocated ``"a"``, ``"out"`` (N, d),
+    ``"q"`` and ``"current"`` (d,) to write into. Returns ``(H_t, weights, saved)``.
+    """
+    n, d = h_tilde.shape
+    row = (lambda name: None) if rows is None else rows.get
+    states, summaries = buf["states"], buf["summaries"]
+    current = row("current") if row("current") is not None else h_tilde.new_empty(d)
+    current.copy_(h_tilde[wired]) if wired is not None else torch.mean(h_tilde, dim=0, out=current)
+    u = torch.cat([summaries[start:t], current.unsqueeze(0)])  # (m, d), the current summary last
+    q = torch.addmv(b_q, w_q, current, out=row("q"))
+    keys = u @ w_k.t()
+    weights = torch.softmax(torch.mv(keys, q).mul_(1.0 / math.sqrt(d)), dim=0)
+    a = _weighted_history(h_tilde, states, t, start, weights, row("a"))
+    out = torch.addmm(b_v, a, w_v.t(), out=row("out"))  # sum_s alpha_s V(H_s): the weights sum to 1
+    states[t].copy_(out)
+    summaries[t].copy_(out[wired]) if wired is not None else torch.mean(out, dim=0, out=summaries[t])
+    saved = (h_tilde, w_q, w_k, w_v, q, keys, weights, current, u, a)
+    return out, weights, saved
+
+
+def published_step_backward(saved, d_out, buf, t, start, wired, sink=None):
+    """The backward half of :func:`published_step_forward`. Returns ``(d_h_tilde, param_grads)``: the gradients of
+    ``(w_q, b_q, w_k, w_v, b_v)``, or None with ``sink`` (preallocated ``"d_out"`` (N, d), ``"d_q"`` and ``"ud"``
+    (d,) that receive their factors; see :func:`gated_step_backward` for the shared history gradients)."""
+    (h_tilde, w_q, w_k, w_v, q, keys, weights, current, u, a) = saved
+    n, d = h_tilde.shape
+    row = (lambda name: None) if sink is None else sink.get
+    g_states, g_summaries = buf["g_states"], buf["g_summaries"]
+    d_out = torch.add(g_states[t], 0.0, out=row("d_out")) if d_out is None else torch.add(
+        d_out, g_states[t], out=row("d_out")
+    )
+    g_states[t].zero_()
+    # later steps keyed on this step's summary (of its final state)
+    if wired is not None:
+        d_out[wired].add_(g_summaries[t])
+    else:
+        d_out.add_(g_summaries[t], alpha=1.0 / n)
+    g_summaries[t].zero_()
+    d_a = d_out @ w_v  # out = a W_v^T + b_v
+    d_h, d_alpha = _weighted_history_backward(h_tilde, buf, t, start, weights, d_a)
+    d_scores = torch.ops.aten._softmax_backward_data(d_alpha, weights, 0, weights.dtype).mul_(1.0 / math.sqrt(d))
+    d_q = torch.mv(keys.t(), d_scores, out=row("d_q"))
+    d_current = torch.mv(w_q.t(), d_q)
+    ud = torch.mv(u.t(), d_scores, out=row("ud"))
+    d_u = torch.outer(d_scores, torch.mv(w_k.t(), q))
+    if t > start:
+        g_summaries[start:t] += d_u[:-1]
+    d_current.add_(d_u[-1])
+    if wired is not None:
+        d_h[wired].add_(d_current)
+    else:
+        d_h.add_(d_current, alpha=1.0 / n)
+    if sink is not None:
+        return d_h, None
+    return d_h, (torch.outer(d_q, current), d_q, torch.outer(q, ud), d_out.t() @ a, d_out.sum(0))
+
+
+def _weighted_history(h_tilde, states, t, start, weights, out=None):
+    """``sum_s alpha_s H_s`` over the stored past steps ``start..t-1`` and the current proposal (weight last)."""
+    a = h_tilde.new_empty(h_tilde.shape) if out is None else out
+    if t > start:  # no host sync for the current weight
+        torch.mv(states[start:t].view(t - start, -1).t(), weights[:-1], out=a.view(-1))
+        a.addcmul_(h_tilde, weights[-1])
+    else:
+        torch.mul(h_tilde, weights[-1], out=a)
+    return a
+
+
+def _weighted_history_backward(h_tilde, buf, t, start, weights, d_a):
+    """Gradients of :func:`_weighted_history`: returns ``(d_h_tilde, d_weights)`` and accumulates the past steps'
+    share in ``buf["g_states"]``."""
+    flat_d_a = d_a.view(-1)
+    d_alpha = h_tilde.new_empty(weights.shape[0])
+    torch.dot(flat_d_a, h_tilde.view(-1), out=d_alpha[-1])
+    if t > start:
+        torch.mv(buf["states"][start:t].view(t - start, -1), flat_d_a, out=d_alpha[:-1])
+        buf["g_states"][start:t].view(t - start, -1).addr_(weights[:-1], flat_d_a)
+    return d_a * weights[-1], d_alpha
+
+
 def gated_attention_memory(n_windows: int, n_nodes: int, d: int, device, dtype) -> dict:
     """Shared buffers of a sequence for :func:`gated_step_forward` / :func:`gated_step_backward`."""
     return {
@@ -289,8 +365,14 @@ def gated_attention_memory(n_windows: int, n_nodes: int, d: int, device, dtype) 
     }
 
 
-def gated_attention_parameters(attention: TemporalAttention) -> tuple:
-    """The one-layer gated attention's parameters in the order :func:`gated_step_forward` takes them."""
+def sequence_attention_parameters(attention: TemporalAttention) -> tuple:
+    """A one-layer attention's parameters in the order :func:`gated_step_forward` or :func:`published_step_forward`
+    takes them."""
+    if attention.mode == "published":
+        return (
+            attention.query.weight, attention.query.bias, attention.key.weight,
+            attention.values[0].weight, attention.values[0].bias,
+        )  # fmt: skip
     ro = attention.readout
     return (
         None if ro is None else ro.weight, None if ro is None else ro.bias,

@@ -1,12 +1,11 @@
-"""One VGRNN recurrence step (encoder, posterior, reparameterisation, phi_z, graph GRU) as a single autograd node.
+"""One VGRNN recurrence step (encoder, posterior, reparameterisation, phi_z, graph GRU) with a hand-written backward.
 
 Eager autograd records ~40 nodes per window for this step; at 900 nodes each costs more in bookkeeping and
-allocation than in arithmetic. :class:`FusedVGRNNStep` computes the same function with a hand-written backward
-(checked against autograd in the tests). :func:`step_forward` and :func:`step_backward` are the
-step's two halves as plain functions: :class:`FusedVGRNNStep` wraps them as one autograd node per window, and
-:class:`~.sequence.FusedSequence` runs them over a whole sequence in one node (with the weight gradients of all
-windows taken at the end, see ``sink``). The modules in :mod:`.tavrnn` and :mod:`.graph_gru` remain the reference
-implementation.
+allocation than in arithmetic. :func:`step_forward` and :func:`step_backward` compute the same function and its
+gradient as plain functions: :class:`~.sequence.FusedSequence` runs them over a whole sequence in one autograd node
+(with the weight gradients of all windows taken at the end, see ``sink``), and :class:`FusedVGRNNStep` wraps them as
+the autograd node of one window, which is how the tests check the step's gradient against finite differences. The
+modules in :mod:`.tavrnn` and :mod:`.graph_gru` remain the reference implementation.
 
 Notation (one window, d = h_dim, k = z_dim, A the normalised symmetric adjacency)::
 

@@ -1,7 +1,8 @@
 """A whole sequence of one-layer VGRNN / gated-TAVRNN windows as a single autograd node.
 
-Per window, :func:`.fused.step_forward` and (TAVRNN) :func:`.attention.gated_step_forward` run without autograd and
-write into preallocated (T, N, .) buffers; backward walks the windows in reverse with their backward halves. Two
+Per window, :func:`.fused.step_forward` and (TAVRNN) :func:`.attention.gated_step_forward` or
+:func:`.attention.published_step_forward` run without autograd and write into preallocated (T, N, .) buffers;
+backward walks the windows in reverse with their backward halves. Two
 things make this cheaper than one autograd node per window, at the same function:
 
 * no per-window autograd bookkeeping (node creation, saved-tensor packing, engine dispatch, stacking of outputs);
@@ -23,7 +24,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .attention import gated_step_backward, gated_step_forward
+from .attention import (
+    gated_step_backward,
+    gated_step_forward,
+    published_step_backward,
+    published_step_forward,
+)
 from .fused import step_backward, step_forward
 
 __all__ = ["SequenceSpec", "FusedSequence", "WorkspacePool"]
@@ -71,6 +77,10 @@ class SequenceSpec:
         already in them; None without attention.
     window : int or None
         Attention window (None = whole history).
+    mode : {"gated", "published"}
+        Attention mode (see :mod:`.attention`).
+    wired : int or None
+        Row of the wired history node (published mode; None: summaries are means over nodes).
     pool : WorkspacePool or None
         Where scratch buffers are reused from; None allocates them at every call.
     """
@@ -78,6 +88,8 @@ class SequenceSpec:
     adjacency: list
     memory: dict | None = None
     window: int | None = None
+    mode: str = "gated"
+    wired: int | None = None
     pool: WorkspacePool | None = None
 
 
@@ -105,7 +117,8 @@ class FusedSequence(torch.autograd.Function):
     step_params :
         ``w_h, b_enc, w_post, b_post, w_z, b_z, w_gz, b_gru, w_hc`` (see :mod:`.fused`).
     attention_params :
-        Nine more (:func:`.attention.gated_attention_parameters`) with ``spec.memory``; none without.
+        With ``spec.memory``, the attention's parameters (:func:`.attention.sequence_attention_parameters`): nine in
+        gated mode, five in published mode; none without attention.
 
     Returns
     -------
@@ -130,13 +143,15 @@ class FusedSequence(torch.autograd.Function):
         mu, sigma, z = (torch.empty(n_windows, n, k, **like) for _ in range(3))
         states = torch.empty(n_windows + 1, n, d, **like)  # H_{-1} (= h0), H_0, ..., H_{T-1}
         states[0] = h0
-        key = ("forward", n_windows, n, d, memory is not None, h0.device, h0.dtype)
+        gated = memory is not None and spec.mode == "gated"
+        key = ("forward", n_windows, n, d, memory is not None, spec.mode, h0.device, h0.dtype)
 
         def make() -> dict:
             names = ("ae", "pz", "rh") + (("proposals", "attended") if memory is not None else ())
             buffers = {name: torch.empty(n_windows, n, d, **like) for name in names}
-            if memory is not None:
-                buffers["queries"], buffers["contexts"] = (torch.empty(n_windows, m * d, **like) for m in (1, 2))
+            if memory is not None:  # per window: the query, and the context (gated) or current summary (published)
+                buffers["queries"] = torch.empty(n_windows, d, **like)
+                buffers["contexts"] = torch.empty(n_windows, 2 * d if gated else d, **like)
             return buffers
 
         training = any(ctx.needs_input_grad)  # else no backward will run: plain allocations, nothing kept
@@ -159,8 +174,15 @@ class FusedSequence(torch.autograd.Function):
             if memory is not None:
                 tt = memory["t"]
                 start = 0 if spec.window is None else max(0, tt - spec.window + 1)
-                att_rows = {"a": attended[t], "out": states[t + 1], "q": queries[t], "context": contexts[t]}
-                _, weights, saved_a = gated_step_forward(h_new, memory, tt, start, *att_params, rows=att_rows)
+                att_rows = {"a": attended[t], "out": states[t + 1], "q": queries[t]}
+                if gated:
+                    att_rows["context"] = contexts[t]
+                    _, weights, saved_a = gated_step_forward(h_new, memory, tt, start, *att_params, rows=att_rows)
+                else:
+                    att_rows["current"] = contexts[t]
+                    _, weights, saved_a = published_step_forward(
+                        h_new, memory, tt, start, spec.wired, *att_params, rows=att_rows
+                    )
                 memory["t"] = tt + 1
                 attention[t, start : tt + 1] = weights
                 saved_att.append(saved_a)
@@ -172,7 +194,8 @@ class FusedSequence(torch.autograd.Function):
         if memory is not None:
             ctx.att_buffers = (proposals, attended, queries, contexts, n_past)
             ctx.mark_non_differentiable(attention)
-        ctx.has_readout = memory is not None and att_params[0] is not None
+        ctx.gated = gated
+        ctx.has_readout = gated and att_params[0] is not None
         ctx.param_inputs = params
         ctx.save_for_backward(z)
         h_prev = states[:n_windows].view(n_windows, n, d)
@@ -194,7 +217,7 @@ class FusedSequence(torch.autograd.Function):
         d = states.shape[2]
         like = dict(device=z.device, dtype=z.dtype)
         d_hp = torch.empty(n_windows, n, 4 * d, **like)  # returned (the gradient of proj): never reused
-        key = ("backward", n_windows, n, d, k, memory is not None, ctx.has_readout, z.device, z.dtype)
+        key = ("backward", n_windows, n, d, k, memory is not None, ctx.gated, ctx.has_readout, z.device, z.dtype)
 
         def make() -> dict:
             buffers = {name: torch.empty(n_windows, n, d, **like) for name in ("d_a1", "d_pz", "d_gc")}
@@ -221,7 +244,13 @@ class FusedSequence(torch.autograd.Function):
                 sink = {"d_att": d_att[t], "d_gate": d_gate[t], "d_q": d_q[t], "ud": ud[t]}
                 if d_logits is not None:
                     sink["d_logits"] = d_logits[t]
-                d_state, _ = gated_step_backward(ctx.saved_att[t], d_state, memory, tt, start, sink=sink)
+                if ctx.gated:
+                    d_state, _ = gated_step_backward(ctx.saved_att[t], d_state, memory, tt, start, sink=sink)
+                else:  # published: the whole output gradient is the value's (no gate)
+                    sink = {"d_out": d_att[t], "d_q": d_q[t], "ud": ud[t]}
+                    d_state, _ = published_step_backward(
+                        ctx.saved_att[t], d_state, memory, tt, start, spec.wired, sink=sink
+                    )
             saved = list(ctx.saved_steps[t])
             saved[10] = z[t]
             sink = {"d_hp": d_hp[t], "d_a1": d_a1[t], "d_post": d_post[t], "d_pz": d_pz[t], "d_gsr": d_gsr[t],
@@ -251,7 +280,16 @@ class FusedSequence(torch.autograd.Function):
             d_hp_flat[:, 3 * d :].t() @ flat(rh),  # w_hc
         )
         att_grads = ()
-        if memory is not None:
+        if memory is not None and not ctx.gated:
+            _, attended, queries, currents, _ = ctx.att_buffers
+            att_grads = (
+                d_q.t() @ currents,  # w_q
+                d_q.sum(0),  # b_q
+                queries.t() @ ud,  # w_k
+                flat(d_att).t() @ flat(attended),  # w_v
+                flat(d_att).sum(0),  # b_v
+            )
+        elif memory is not None:
             proposals, attended, queries, contexts, n_past = ctx.att_buffers
             summaries = memory["summaries"][n_past : n_past + n_windows]
             att_grads = (

@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import TemporalAttention, gated_attention_memory, gated_attention_parameters
+from .attention import TemporalAttention, gated_attention_memory, sequence_attention_parameters
 from .features import PreparedSequence
-from .fused import FusedVGRNNStep
 from .graph_conv import PrecomputedGCNConv, symmetric_spmm
 from .graph_gru import GraphGRU
 from .sequence import FusedSequence, SequenceSpec, WorkspacePool
@@ -143,19 +142,17 @@ class VGRNN(nn.Module):
         self.prior = nn.Linear(d, 2 * k)  # (mu | pre-softplus sigma)
         self.phi_z = nn.Linear(k, d)
         self.rnn = GraphGRU(2 * d, d, n_layers)  # input [phi_x || phi_z]
-        # One-layer models run the whole sequence as one autograd node (same function, see .sequence; with the
-        # published attention, one node per window, see .fused); False uses the layer modules step by step (the
-        # reference implementation).
+        # One-layer models run the whole sequence as one autograd node (same function, see .sequence); False uses
+        # the layer modules step by step (the reference implementation).
         self.fused = True
         self.workspaces = WorkspacePool()  # scratch buffers of the fused sequence, reused between training steps
 
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         return h_tilde, None
 
-    def _sequence_attention(self) -> tuple[bool, tuple, int | None]:
-        """Whether the attention (if any) runs inside :class:`.sequence.FusedSequence`, its parameters there and
-        its window."""
-        return True, (), None
+    def _sequence_attention(self) -> dict:
+        """The attention's arguments of :class:`.sequence.SequenceSpec` and its parameters (none without)."""
+        return {"params": ()}
 
     def _attention_memory(self, n_nodes: int, device: torch.device, n_windows: int = 0, dtype=None):
         return None
@@ -196,15 +193,9 @@ class VGRNN(nn.Module):
         w_gru_x, w_gru_z = self.rnn.cells[0].lin_x.weight.split(d, dim=1)
         proj = phi_x @ torch.cat([w_enc_x, w_gru_x]).t()  # (T or 1, N', d + 3d)
         fused = self.fused and self.n_layers == 1
-        if fused:  # the fused step takes [pe | pg] as one input: no split (and no cat of its gradient)
-            proj_joint = proj.unbind(0)
-        else:
-            proj_enc, proj_gru = proj.split([d, 3 * d], dim=2)
-            proj_enc, proj_gru = proj_enc.unbind(0), proj_gru.unbind(0)
         shared = proj.shape[0] == 1
         dtype = proj.dtype
-        eps_all = torch.randn((n_windows, n, k), generator=generator, device=device, dtype=dtype) if sample else None
-        eps = eps_all.unbind(0) if sample else None
+        eps = torch.randn((n_windows, n, k), generator=generator, device=device, dtype=dtype) if sample else None
 
         # One product for every projection of the previous state: the encoder's and (one layer) the GRU gates'
         # (the candidate reads r * h instead: the layer-by-layer path pads it with zeros, the fused step does not).
@@ -222,12 +213,13 @@ class VGRNN(nn.Module):
             h = list(state.h)
             memory, n_past = self._continue_memory(state.memory, n, device, n_windows, dtype)
         cell0 = self.rnn.cells[0]
-        in_sequence, attention_params, window = self._sequence_attention()
-        if fused and in_sequence:
-            spec = SequenceSpec(list(prepared.adjacency), memory, window, self.workspaces)
+        if fused:  # [pe | pg] of every window as one input: no split (and no cat of its gradient)
+            options = self._sequence_attention()
+            params = options.pop("params")
+            spec = SequenceSpec(list(prepared.adjacency), memory, pool=self.workspaces, **options)
             mu, sigma, z, h_prev, h_last, attention = FusedSequence.apply(
-                spec, proj, eps_all, h[-1], w_h, self.encoder.bias, self.posterior.lin.weight, self.posterior.bias,
-                self.phi_z.weight, self.phi_z.bias, w_gru_z, cell0.bias, cell0.lin_hc.weight, *attention_params,
+                spec, proj, eps, h[-1], w_h, self.encoder.bias, self.posterior.lin.weight, self.posterior.bias,
+                self.phi_z.weight, self.phi_z.bias, w_gru_z, cell0.bias, cell0.lin_hc.weight, *params,
             )  # fmt: skip
             prior = self.prior(F.relu(self.prior_hidden(h_prev)))
             return ModelOutput(
@@ -239,35 +231,27 @@ class VGRNN(nn.Module):
                 attention=attention,
                 state=RecurrentState([h_last], memory),
             )
+        proj_enc, proj_gru = (x.unbind(0) for x in proj.split([d, 3 * d], dim=2))
         h_prev, mus, sigmas, zs, weights = [], [], [], [], []
         for t in range(n_windows):
             adj = prepared.adjacency[t]
             h_last = h[-1]
             h_prev.append(h_last)
-            if fused:
-                mu, sigma, z, h_new = FusedVGRNNStep.apply(
-                    adj, h_last, proj_joint[0 if shared else t], None, eps[t] if sample else None, w_h,
-                    self.encoder.bias,
-                    self.posterior.lin.weight, self.posterior.bias, self.phi_z.weight, self.phi_z.bias, w_gru_z,
-                    cell0.bias, cell0.lin_hc.weight,
-                )  # fmt: skip
-                h_tilde = [h_new]
+            pe, pg = proj_enc[0 if shared else t], proj_gru[0 if shared else t]
+            if fuse_h:
+                h_enc, h_gru = (h_last @ w_h.t()).split([d, 3 * d], dim=1)
             else:
-                pe, pg = proj_enc[0 if shared else t], proj_gru[0 if shared else t]
-                if fuse_h:
-                    h_enc, h_gru = (h_last @ w_h.t()).split([d, 3 * d], dim=1)
-                else:
-                    h_enc, h_gru = h_last @ w_h.t(), None
-                enc = F.relu(symmetric_spmm(adj, pe + h_enc, self.encoder.bias))
-                mu, sigma_raw = self.posterior(enc, adj).split(k, dim=1)
-                sigma = F.softplus(sigma_raw)
-                z = torch.addcmul(mu, sigma, eps[t]) if sample else mu
-                phi_z = F.relu(self.phi_z(z))
-                x_proj = torch.addmm(pg, phi_z, w_gru_z.t())
-                if fuse_h:
-                    h_tilde = self.rnn(None, h, adj, pre=x_proj + h_gru)
-                else:
-                    h_tilde = self.rnn(None, h, adj, x_proj=x_proj)
+                h_enc, h_gru = h_last @ w_h.t(), None
+            enc = F.relu(symmetric_spmm(adj, pe + h_enc, self.encoder.bias))
+            mu, sigma_raw = self.posterior(enc, adj).split(k, dim=1)
+            sigma = F.softplus(sigma_raw)
+            z = torch.addcmul(mu, sigma, eps[t]) if sample else mu
+            phi_z = F.relu(self.phi_z(z))
+            x_proj = torch.addmm(pg, phi_z, w_gru_z.t())
+            if fuse_h:
+                h_tilde = self.rnn(None, h, adj, pre=x_proj + h_gru)
+            else:
+                h_tilde = self.rnn(None, h, adj, x_proj=x_proj)
             h, w = self._attend(h_tilde, memory)
             mus.append(mu)
             sigmas.append(sigma)
@@ -337,7 +321,7 @@ class TAVRNNModule(VGRNN):
     def _attention_memory(self, n_nodes: int, device: torch.device, n_windows: int = 0, dtype=None):
         if self.attention is None:
             return None
-        if self.fused and self.n_layers == 1 and self.attention.mode == "gated" and n_windows > 0:
+        if self.fused and self.n_layers == 1 and n_windows > 0:
             # Run in the fused sequence, history kept in shared buffers (see attention.gated_step_forward).
             return gated_attention_memory(n_windows, n_nodes, self.h_dim, device, dtype)
         return self.attention.initial_state(n_nodes, device)
@@ -354,8 +338,8 @@ class TAVRNNModule(VGRNN):
             new["summaries"][:keep] = memory["summaries"][t - keep : t]
             new["t"] = keep
             return new, keep
-        if self.fused and self.n_layers == 1 and self.attention.mode == "gated":
-            raise ValueError("cannot continue a one-layer gated attention memory that was not built fused.")
+        if self.fused and self.n_layers == 1:
+            raise ValueError("cannot continue a one-layer attention memory that was not built fused.")
         summaries = [s.detach() for s in memory["summaries"]]
         states = [[h.detach() for h in step] for step in memory["states"]]
         return {"summaries": summaries, "states": states}, len(summaries)
@@ -365,9 +349,12 @@ class TAVRNNModule(VGRNN):
             return h_tilde, None
         return self.attention(h_tilde, memory)
 
-    def _sequence_attention(self) -> tuple[bool, tuple, int | None]:
+    def _sequence_attention(self) -> dict:
         if self.attention is None:
-            return True, (), None
-        if self.attention.mode != "gated" or self.n_layers != 1:
-            return False, (), None
-        return True, gated_attention_parameters(self.attention), self.attention.window
+            return {"params": ()}
+        return {
+            "params": sequence_attention_parameters(self.attention),
+            "window": self.attention.window,
+            "mode": self.attention.mode,
+            "wired": self.attention.wired_index,
+        }
