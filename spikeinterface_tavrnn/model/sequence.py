@@ -73,8 +73,8 @@ class SequenceSpec:
     adjacency : list of Tensor
         The T normalised sparse adjacencies.
     memory : dict or None
-        Gated attention buffers (:func:`.attention.gated_attention_memory`) with ``memory["t"]`` past windows
-        already in them; None without attention.
+        Attention buffers (:func:`.attention.gated_attention_memory`, for both modes) with ``memory["t"]`` past
+        windows already in them; None without attention.
     window : int or None
         Attention window (None = whole history).
     mode : {"gated", "published"}
@@ -225,7 +225,7 @@ class FusedSequence(torch.autograd.Function):
             buffers["d_gsr"] = torch.empty(n_windows, n, 2 * d, **like)
             if memory is not None:
                 buffers["d_att"] = torch.empty(n_windows, n, d, **like)
-                for name in ("d_gate", "d_q", "ud"):
+                for name in ("d_gate", "d_q", "ud") if ctx.gated else ("d_q", "ud"):
                     buffers[name] = torch.empty(n_windows, d, **like)
                 if ctx.has_readout:
                     buffers["d_logits"] = torch.empty(n_windows, n, **like)
@@ -234,17 +234,17 @@ class FusedSequence(torch.autograd.Function):
         grads = _take(spec, key, make)
         d_a1, d_pz, d_gc, d_post, d_gsr = (grads[x] for x in ("d_a1", "d_pz", "d_gc", "d_post", "d_gsr"))
         if memory is not None:
-            d_att, d_gate, d_q, ud = (grads[x] for x in ("d_att", "d_gate", "d_q", "ud"))
+            d_att, d_gate, d_q, ud = (grads.get(x) for x in ("d_att", "d_gate", "d_q", "ud"))
             d_logits = grads.get("d_logits")
         carry = d_h_last  # gradient of the state after window t
         for t in reversed(range(n_windows)):
             d_state = carry
             if memory is not None:
                 tt, start = ctx.spans[t]
-                sink = {"d_att": d_att[t], "d_gate": d_gate[t], "d_q": d_q[t], "ud": ud[t]}
-                if d_logits is not None:
-                    sink["d_logits"] = d_logits[t]
                 if ctx.gated:
+                    sink = {"d_att": d_att[t], "d_gate": d_gate[t], "d_q": d_q[t], "ud": ud[t]}
+                    if d_logits is not None:
+                        sink["d_logits"] = d_logits[t]
                     d_state, _ = gated_step_backward(ctx.saved_att[t], d_state, memory, tt, start, sink=sink)
                 else:  # published: the whole output gradient is the value's (no gate)
                     sink = {"d_out": d_att[t], "d_q": d_q[t], "ud": ud[t]}
