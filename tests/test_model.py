@@ -41,6 +41,43 @@ def _loss(module, prep, mode="dense", negatives=None):
     return (rec + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)).sum()
 
 
+def _double(prep):
+    prep.adjacency = [a.double() for a in prep.adjacency]
+    prep.pos_pattern = prep.pos_pattern.double()
+    if isinstance(prep.features, torch.Tensor):
+        prep.features = prep.features.double()
+    elif isinstance(prep.features, list):
+        prep.features = [f.double() for f in prep.features]
+    return prep
+
+
+_OUTPUT_NAMES = ("mu", "sigma", "z", "prior_mu", "prior_sigma")
+
+
+def _outputs_and_grads(module, prep, seed=0, sample=True, extra=None):
+    module.zero_grad()
+    out = module(prep, sample=sample, generator=torch.Generator().manual_seed(seed))
+    loss = (
+        reconstruction_loss(out.z, prep, "dense") + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
+    ).sum() + (out.mu**3).sum()
+    if extra is not None:
+        loss = loss + extra(out)
+    loss.backward()
+    return out, {n: p.grad.clone() for n, p in module.named_parameters()}
+
+
+def _assert_fused_matches_reference(module, prep, sample=True, extra=None, names=_OUTPUT_NAMES):
+    """The fused path (module.fused) gives the reference layers' outputs and every parameter gradient."""
+    module.fused = False
+    ref_out, ref_grads = _outputs_and_grads(module, prep, sample=sample, extra=extra)
+    module.fused = True
+    out, grads = _outputs_and_grads(module, prep, sample=sample, extra=extra)
+    for name in names:
+        torch.testing.assert_close(getattr(out, name), getattr(ref_out, name))
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(grads[name], grad, msg=name)
+
+
 # ---------------------------------------------------------------- layers
 def test_precomputed_gcn_matches_pyg_gcnconv():
     torch.manual_seed(0)
@@ -362,27 +399,7 @@ def test_fused_step_matches_reference_modules(mode, sample):
     module = TAVRNNModule(
         prep.n_features, "graph", h_dim=6, z_dim=3, attention_mode=mode, wired_index=11 if wired else None
     ).double()
-    prep.features = prep.features.double()
-    prep.adjacency = [a.double() for a in prep.adjacency]
-    prep.pos_pattern = prep.pos_pattern.double()
-
-    def run(fused):
-        module.fused = fused
-        module.zero_grad()
-        gen = torch.Generator().manual_seed(0)
-        out = module(prep, sample=sample, generator=gen)
-        loss = (
-            reconstruction_loss(out.z, prep, "dense") + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
-        ).sum() + (out.mu**3).sum() + out.sigma.sum()
-        loss.backward()
-        return out, {n: p.grad.clone() for n, p in module.named_parameters()}
-
-    ref_out, ref_grads = run(False)
-    out, grads = run(True)
-    for name in ("mu", "sigma", "z", "prior_mu", "prior_sigma"):
-        torch.testing.assert_close(getattr(out, name), getattr(ref_out, name))
-    for name, grad in ref_grads.items():
-        torch.testing.assert_close(grads[name], grad, msg=name)
+    _assert_fused_matches_reference(module, _double(prep), sample=sample, extra=lambda out: out.sigma.sum())
 
 
 @pytest.mark.parametrize("sample", [True, False])
@@ -430,47 +447,9 @@ def test_fused_gated_attention_matches_reference(window, history_node):
     with torch.no_grad():  # move the attention away from its (identity-like) initialisation
         for p in module.attention.parameters():
             p.add_(0.5 * torch.randn_like(p))
-    prep.features = prep.features.double()
-    prep.adjacency = [a.double() for a in prep.adjacency]
-    prep.pos_pattern = prep.pos_pattern.double()
-
-    def run(fused):
-        module.fused = fused
-        module.zero_grad()
-        gen = torch.Generator().manual_seed(0)
-        out = module(prep, sample=True, generator=gen)
-        loss = (
-            reconstruction_loss(out.z, prep, "dense") + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
-        ).sum() + (out.mu**3).sum() + (out.prior_mu**2).sum()
-        loss.backward()
-        return out, {n: p.grad.clone() for n, p in module.named_parameters()}
-
-    ref_out, ref_grads = run(False)
-    out, grads = run(True)
-    for name in ("mu", "sigma", "z", "prior_mu", "prior_sigma", "attention"):
-        torch.testing.assert_close(getattr(out, name), getattr(ref_out, name))
-    for name, grad in ref_grads.items():
-        torch.testing.assert_close(grads[name], grad, msg=name)
-
-
-def _double(prep):
-    prep.adjacency = [a.double() for a in prep.adjacency]
-    prep.pos_pattern = prep.pos_pattern.double()
-    if isinstance(prep.features, torch.Tensor):
-        prep.features = prep.features.double()
-    elif isinstance(prep.features, list):
-        prep.features = [f.double() for f in prep.features]
-    return prep
-
-
-def _outputs_and_grads(module, prep, seed=0):
-    module.zero_grad()
-    out = module(prep, sample=True, generator=torch.Generator().manual_seed(seed))
-    loss = (
-        reconstruction_loss(out.z, prep, "dense") + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
-    ).sum() + (out.mu**3).sum()
-    loss.backward()
-    return out, {n: p.grad.clone() for n, p in module.named_parameters()}
+    _assert_fused_matches_reference(
+        module, _double(prep), extra=lambda out: (out.prior_mu**2).sum(), names=_OUTPUT_NAMES + ("attention",)
+    )
 
 
 @pytest.mark.parametrize("kind", ["identity", "adjacency"])
@@ -488,14 +467,7 @@ def test_fused_sequence_matches_reference_for_every_feature_kind(kind, attention
         with torch.no_grad():  # away from the identity-like initialisation
             for p in module.attention.parameters():
                 p.add_(0.3 * torch.randn_like(p))
-    module.fused = False
-    ref_out, ref_grads = _outputs_and_grads(module, prep)
-    module.fused = True
-    out, grads = _outputs_and_grads(module, prep)
-    for name in ("mu", "sigma", "z", "prior_mu", "prior_sigma"):
-        torch.testing.assert_close(getattr(out, name), getattr(ref_out, name))
-    for name, grad in ref_grads.items():
-        torch.testing.assert_close(grads[name], grad, msg=name)
+    _assert_fused_matches_reference(module, prep)
 
 
 def test_fused_sequence_reuses_buffers_only_between_finished_passes():
