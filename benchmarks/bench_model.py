@@ -80,6 +80,15 @@ def synthetic_graphs(n_nodes: int, n_windows: int, n_edges: int, features: str, 
     return GraphSequence(edge_indices, n_nodes, node_features=node_features)
 
 
+def estimator_params(spec: dict) -> dict:
+    """The ``TAVRNN`` parameters of a case of :data:`CASES`."""
+    params = {"z_dim": 8, "h_dim": 32, "seed": 0, "device": "cpu", **spec["params"]}
+    params["node_features"] = "graph" if spec["features"] == "dense" else "adjacency"
+    if "reconstruction" not in params and "preset" not in params:
+        params["reconstruction"] = "dense"
+    return params
+
+
 def _matmul_s(a, b) -> float:
     import torch
 
@@ -96,11 +105,7 @@ def run_case(name: str, repeats: int) -> dict:
 
     spec = CASES[name]
     graphs = synthetic_graphs(spec["n_nodes"], spec["n_windows"], spec["n_edges"], spec["features"])
-    params = {"z_dim": 8, "h_dim": 32, "seed": 0, "device": "cpu", **spec["params"]}
-    params["node_features"] = "graph" if spec["features"] == "dense" else "adjacency"
-    if "reconstruction" not in params and "preset" not in params:
-        params["reconstruction"] = "dense"
-    est = TAVRNN(**params)
+    est = TAVRNN(**estimator_params(spec))
     cfg = est._config()
     a = torch.randn(2048, 2048)
     b = torch.randn(2048, 2048)

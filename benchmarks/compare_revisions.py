@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_model import CASES, synthetic_graphs  # noqa: E402
+from bench_model import CASES, estimator_params, synthetic_graphs  # noqa: E402
 
 PACKAGE = "spikeinterface_tavrnn"
 ALIAS = "tavrnn_other_revision"
@@ -59,11 +59,7 @@ def trainer(package: str, case: dict, graphs_arrays: tuple):
     graphs_module = importlib.import_module(f"{package}.graphs")
     edge_indices, n_nodes, features = graphs_arrays
     graphs = graphs_module.GraphSequence(edge_indices, n_nodes, node_features=features)
-    params = {"z_dim": 8, "h_dim": 32, "seed": 0, "device": "cpu", **case["params"]}
-    params["node_features"] = "graph" if case["features"] == "dense" else "adjacency"
-    if "reconstruction" not in params and "preset" not in params:
-        params["reconstruction"] = "dense"
-    est = estimator.TAVRNN(**params)
+    est = estimator.TAVRNN(**estimator_params(case))
     run = estimator._Trainer(est, graphs, est._config(), torch.device("cpu"), 0)
     run.step()
     return run
