@@ -1,9 +1,9 @@
-"""A whole sequence of one-layer VGRNN / gated-TAVRNN windows as a single autograd node.
+"""A whole sequence of one-layer VGRNN / TAVRNN windows (gated or published attention) as a single autograd node.
 
 Per window, :func:`.fused.step_forward` and (TAVRNN) :func:`.attention.gated_step_forward` or
 :func:`.attention.published_step_forward` run without autograd and write into preallocated (T, N, .) buffers;
-backward walks the windows in reverse with their backward halves. Two
-things make this cheaper than one autograd node per window, at the same function:
+backward walks the windows in reverse with their backward halves. Two things make this cheaper than one autograd
+node per window, at the same function:
 
 * no per-window autograd bookkeeping (node creation, saved-tensor packing, engine dispatch, stacking of outputs);
 * the weight gradients are sums over windows of products with saved activations (``sum_t dG_t^T X_t``). Each window
