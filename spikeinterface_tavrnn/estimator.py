@@ -169,7 +169,8 @@ class TAVRNN:
     device : str or torch.device, default: "auto"
         "auto" uses CUDA when available, else the CPU.
     seed : int or None, default: None
-        Seeds initialisation, sampling and negative sampling; with a seed, CPU runs are bit-for-bit repeatable.
+        Seeds initialisation, sampling and negative sampling; with a seed, CPU runs are bit-for-bit repeatable
+        and CUDA runs agree to rounding (CUDA's sparse products may add in any order).
         None draws a seed (kept in ``seed_``).
     verbose : bool, default: False
         Show a tqdm progress bar over epochs with the loss.

@@ -55,9 +55,11 @@ def sparse_csr(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Tenso
     Its indices are int32 when they fit (they always do below 2^31 stored entries): the CPU sparse-dense products
     (MKL) take int32 indices, and converting int64 ones costs two copies at every product.
     """
-    coo = torch.sparse_coo_tensor(edge_index, edge_weight, (num_nodes, num_nodes), check_invariants=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        # some torch versions (2.11) warn at every sparse constructor that the checks are off, which is intended
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+        coo = torch.sparse_coo_tensor(edge_index, edge_weight, (num_nodes, num_nodes), check_invariants=False)
         csr = coo.coalesce().to_sparse_csr()
         if csr.values().numel() >= 2**31 - 1 or num_nodes >= 2**31 - 1:
             return csr
