@@ -523,3 +523,119 @@ def test_workspace_pool_keeps_few_sets():
     assert list(pool._free) == [("b",), ("c",)]  # the oldest set was dropped
     pool.clear()
     assert not pool._free
+
+
+# ---------------------------------------------------------------- compiled CPU kernels (float32)
+def _kernel_calls(monkeypatch):
+    """Count the calls of the compiled forward and backward kernels."""
+    from spikeinterface_tavrnn.model import cpu_kernels
+
+    calls = {"forward": 0, "backward": 0}
+    for name in calls:
+        original = getattr(cpu_kernels, f"sequence_{name}")
+
+        def counted(*args, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(cpu_kernels, f"sequence_{name}", counted)
+    return calls
+
+
+def _assert_kernels_match_torch(module, prep, calls, sample=True, state=None, names=_OUTPUT_NAMES):
+    """The compiled kernels give the outputs and every parameter gradient of the PyTorch fused sequence (float32)."""
+    results = {}
+    for compiled in (False, True):
+        module.cpu_kernels = compiled
+        module.zero_grad()
+        out = module(prep, sample=sample, generator=torch.Generator().manual_seed(0), state=state)
+        loss = (
+            reconstruction_loss(out.z, prep, "dense") + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
+        ).sum() + (out.mu**3).sum() + (out.prior_mu**2).sum()
+        loss.backward()
+        results[compiled] = (out, {n: p.grad.clone() for n, p in module.named_parameters()})
+    assert calls["forward"] >= 1 and calls["backward"] >= 1  # the compiled path did run
+    (ref_out, ref_grads), (out, grads) = results[False], results[True]
+    for name in names:
+        torch.testing.assert_close(getattr(out, name), getattr(ref_out, name), rtol=1e-5, atol=1e-6)
+    # float32 rounding differs between the two orders of summation: tolerances scale with the gradients (the readout
+    # bias's gradient is 0 up to rounding, softmax being shift-invariant)
+    overall = max(float(g.abs().max()) for g in ref_grads.values())
+    for name, ref in ref_grads.items():
+        atol = 2e-5 * float(ref.abs().max()) + 1e-6 * overall
+        torch.testing.assert_close(grads[name], ref, rtol=1e-4, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("attention, window", [("readout", None), ("readout", 2), ("mean", None), ("mean", 2), (None, None)])
+@pytest.mark.parametrize("sample", [True, False])
+def test_cpu_kernels_match_torch_fused_sequence(attention, window, sample, monkeypatch):
+    # "readout": gated attention queried by the history node; "mean": by the mean state
+    calls = _kernel_calls(monkeypatch)
+    prep = prepare_sequence(_random_graphs(n=13, t=6, features=True), "graph")
+    torch.manual_seed(4)
+    options = {"attention": attention is not None, "history_node": attention == "readout", "attention_window": window}
+    module = TAVRNNModule(prep.n_features, "graph", h_dim=6, z_dim=3, **options)
+    with torch.no_grad():  # away from the identity-like initialisation of the attention
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    names = _OUTPUT_NAMES + (("attention",) if attention else ())
+    _assert_kernels_match_torch(module, prep, calls, sample=sample, names=names)
+
+
+@pytest.mark.parametrize("kind", ["identity", "adjacency"])
+def test_cpu_kernels_match_torch_for_other_features_and_edge_weights(kind, monkeypatch):
+    calls = _kernel_calls(monkeypatch)
+    prep = prepare_sequence(_random_graphs(n=10, t=4, weighted=True), kind, use_edge_weight=True)
+    torch.manual_seed(5)
+    module = TAVRNNModule(prep.n_features, kind, h_dim=5, z_dim=3)
+    _assert_kernels_match_torch(module, prep, calls)
+
+
+def test_cpu_kernels_continue_a_recurrent_state(monkeypatch):
+    # the second chunk of a truncated back-propagation run: attention memory with past windows in it
+    calls = _kernel_calls(monkeypatch)
+    prep = prepare_sequence(_random_graphs(n=12, t=7, features=True), "graph")
+    torch.manual_seed(6)
+    module = TAVRNNModule(prep.n_features, "graph", h_dim=6, z_dim=3, attention_window=3)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    module.cpu_kernels = False
+    with torch.no_grad():
+        first = module(prep.chunk(0, 4), sample=False).state.detach()
+    _assert_kernels_match_torch(module, prep.chunk(4, 7), calls, state=first, names=_OUTPUT_NAMES + ("attention",))
+
+
+def test_cpu_kernels_are_used_only_where_they_apply(monkeypatch):
+    calls = _kernel_calls(monkeypatch)
+    g = _random_graphs(n=10, t=3, features=True)
+    published = TAVRNNModule(5, "graph", h_dim=4, z_dim=2, attention_mode="published", wired_index=10)
+    _loss(published, prepare_sequence(g, "graph", wired_history_node=True)).backward()
+    _loss(TAVRNNModule(5, "graph", h_dim=4, z_dim=2).double(), _double(prepare_sequence(g, "graph"))).backward()
+    assert calls == {"forward": 0, "backward": 0}  # published attention and float64 run the PyTorch steps
+    _loss(TAVRNNModule(5, "graph", h_dim=4, z_dim=2), prepare_sequence(g, "graph")).backward()
+    assert calls == {"forward": 1, "backward": 1}
+
+
+def test_cpu_kernel_exp_and_log1p_are_float32_accurate():
+    from numba import njit
+
+    from spikeinterface_tavrnn.model.cpu_kernels import _exp_into, _log1p
+
+    x = np.concatenate([np.linspace(-87.0, 88.0, 200_001), [0.0, -1e-30, 1e-30]]).astype(np.float32)
+    out, bits = np.empty_like(x), np.empty(x.size, dtype=np.int32)
+    _exp_into(x, out, bits)
+    reference = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(out - reference) / reference) < 4 * np.finfo(np.float32).eps
+
+    @njit
+    def log1p_all(u):
+        out = np.empty_like(u)
+        for i in range(u.size):
+            out[i] = _log1p(u[i])
+        return out
+
+    u = np.concatenate([np.linspace(0.0, 1.0, 100_001), np.geomspace(1e-38, 1e-3, 1_000)]).astype(np.float32)
+    got = log1p_all(u).astype(np.float64)
+    reference = np.log1p(u.astype(np.float64))
+    assert np.all(np.abs(got - reference) <= 4 * np.finfo(np.float32).eps * np.maximum(reference, 1e-45))

@@ -85,6 +85,15 @@ class PreparedSequence:
     edge_index_with_loops: list = field(default_factory=list)
     device: torch.device = torch.device("cpu")
     features_t: Any = None  # transposed dense features, cached by the model for its weight gradient
+    _csr: Any = None  # the adjacency as one CSR over windows, for the compiled CPU kernels
+
+    def concatenated_csr(self) -> tuple:
+        """The windows' adjacencies as one CSR (:func:`.cpu_kernels.concatenated_csr`), computed once."""
+        if self._csr is None:
+            from .cpu_kernels import concatenated_csr
+
+            self._csr = concatenated_csr(self.adjacency)
+        return self._csr
 
     def chunk(self, start: int, stop: int) -> "PreparedSequence":
         """The windows ``start .. stop - 1`` as a sequence of their own (for truncated back-propagation).

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -83,6 +84,10 @@ class SequenceSpec:
         Row of the wired history node (published mode; None: summaries are means over nodes).
     pool : WorkspacePool or None
         Where scratch buffers are reused from; None allocates them at every call.
+    csr : tuple or None
+        The adjacency as one CSR over all windows (:func:`.cpu_kernels.concatenated_csr`). When given, and the
+        sequence is float32 on the CPU without published attention, the compiled kernels of :mod:`.cpu_kernels`
+        run it; otherwise the PyTorch step functions do.
     """
 
     adjacency: list
@@ -91,6 +96,7 @@ class SequenceSpec:
     mode: str = "gated"
     wired: int | None = None
     pool: WorkspacePool | None = None
+    csr: tuple | None = None
 
 
 def _take(spec: SequenceSpec, key: tuple, make) -> dict:
@@ -144,14 +150,28 @@ class FusedSequence(torch.autograd.Function):
         states = torch.empty(n_windows + 1, n, d, **like)  # H_{-1} (= h0), H_0, ..., H_{T-1}
         states[0] = h0
         gated = memory is not None and spec.mode == "gated"
-        key = ("forward", n_windows, n, d, memory is not None, spec.mode, h0.device, h0.dtype)
+        kernels = (
+            spec.csr is not None
+            and h0.device.type == "cpu"
+            and h0.dtype == torch.float32
+            and (memory is None or gated)
+        )
+        key = ("forward", n_windows, n, d, memory is not None, spec.mode, kernels, h0.device, h0.dtype)
 
         def make() -> dict:
             names = ("ae", "pz", "rh") + (("proposals", "attended") if memory is not None else ())
+            if kernels:  # activations the compiled backward reads (the PyTorch path keeps them per window)
+                names += ("e", "c") + (("diff",) if memory is not None else ())
             buffers = {name: torch.empty(n_windows, n, d, **like) for name in names}
             if memory is not None:  # per window: the query, and the context (gated) or current summary (published)
                 buffers["queries"] = torch.empty(n_windows, d, **like)
                 buffers["contexts"] = torch.empty(n_windows, 2 * d if gated else d, **like)
+            if kernels:
+                buffers["sr"] = torch.empty(n_windows, n, k, **like)
+                buffers["sg"] = torch.empty(n_windows, n, 2 * d, **like)
+                if memory is not None:
+                    buffers["gate"] = torch.empty(n_windows, d, **like)
+                    buffers["p"] = torch.empty(n_windows, n, **like)
             return buffers
 
         training = any(ctx.needs_input_grad)  # else no backward will run: plain allocations, nothing kept
@@ -164,7 +184,11 @@ class FusedSequence(torch.autograd.Function):
         else:
             n_past, attention = 0, None
         saved_steps, saved_att, spans = [], [], []
-        for t, adj in enumerate(spec.adjacency):
+        if kernels:
+            _kernel_forward(spec, proj, eps, h0, step_params, att_params, mu, sigma, z, states, work, attention)
+            if memory is not None:
+                memory["t"] = n_past + n_windows
+        for t, adj in enumerate(spec.adjacency if not kernels else ()):
             rows = {"mu": mu[t], "sigma": sigma[t], "z": z[t], "ae": ae[t], "pz": pz[t], "rh": rh[t]}
             rows["h_new"] = proposals[t] if memory is not None else states[t + 1]
             *_, h_new, saved = step_forward(
@@ -188,6 +212,7 @@ class FusedSequence(torch.autograd.Function):
                 saved_att.append(saved_a)
                 spans.append((tt, start))
         ctx.spec, ctx.shared = spec, shared
+        ctx.eps, ctx.attention = eps, attention
         ctx.saved_steps, ctx.saved_att, ctx.spans = saved_steps, saved_att, spans
         ctx.work = (key, work) if training else None
         ctx.buffers = (ae, pz, rh, states)
@@ -195,6 +220,7 @@ class FusedSequence(torch.autograd.Function):
             ctx.att_buffers = (proposals, attended, queries, contexts, n_past)
             ctx.mark_non_differentiable(attention)
         ctx.gated = gated
+        ctx.kernels = kernels
         ctx.has_readout = gated and att_params[0] is not None
         ctx.param_inputs = params
         ctx.save_for_backward(z)
@@ -237,7 +263,9 @@ class FusedSequence(torch.autograd.Function):
             d_att, d_gate, d_q, ud = (grads.get(x) for x in ("d_att", "d_gate", "d_q", "ud"))
             d_logits = grads.get("d_logits")
         carry = d_h_last  # gradient of the state after window t
-        for t in reversed(range(n_windows)):
+        if ctx.kernels:
+            carry = _kernel_backward(ctx, z, step_params, d_mu, d_sigma, d_z, d_h_prev, d_h_last, d_hp, grads)
+        for t in reversed(range(n_windows) if not ctx.kernels else ()):
             d_state = carry
             if memory is not None:
                 tt, start = ctx.spans[t]
@@ -308,3 +336,104 @@ class FusedSequence(torch.autograd.Function):
         ctx.work = None
         d_proj = d_hp.sum(0, keepdim=True) if ctx.shared else d_hp
         return (None, d_proj, None, carry, *step_grads, *att_grads)
+
+
+_DUMMY = {ndim: np.zeros((1,) * ndim, dtype=np.float32) for ndim in (1, 2, 3)}
+_BLAS: list = []  # the threadpoolctl controller of the BLAS libraries the kernels' products call, made once
+
+
+def _one_blas_thread():
+    """A context in which the BLAS behind NumPy / SciPy (that the kernels' ``np.dot`` calls) uses one thread.
+
+    The kernels' products are small; a second OpenBLAS thread gains nothing there, and it busy-waits for a long
+    while after each product, taking a core from PyTorch's own threads (epochs ran ~1.8x slower).
+    """
+    if not _BLAS:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba's np.dot calls)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController().select(user_api="blas"))
+    return _BLAS[0].limit(limits=1)
+
+
+def _np(x: Tensor | None, ndim: int = 1) -> np.ndarray:
+    """A NumPy view of a CPU tensor (contiguous), or a placeholder for an absent one."""
+    return _DUMMY[ndim] if x is None else x.detach().contiguous().numpy()
+
+
+def _np_t(w: Tensor) -> np.ndarray:
+    """A weight matrix transposed to (inputs, outputs), as the kernels take it."""
+    return w.detach().t().contiguous().numpy()
+
+
+def _kernel_forward(spec, proj, eps, h0, step_params, att_params, mu, sigma, z, states, work, attention) -> None:
+    from .cpu_kernels import sequence_forward
+
+    w_h, b_enc, w_post, b_post, w_z, b_z, w_gz, b_gru, w_hc = step_params
+    memory = spec.memory
+    attend = memory is not None
+    if attend:
+        w_r, b_r, w_q, b_q, w_k, w_v, b_v, w_g, b_g = att_params
+        readout = w_r is not None
+        att = (
+            readout, _np(w_r[0] if readout else None), _np(b_r), _np_t(w_q), _np(b_q), _np_t(w_k), _np_t(w_v),
+            _np(b_v), _np_t(w_g), _np(b_g),
+            memory["states"].numpy(), memory["summaries"].numpy(), memory["t"], spec.window or 0,
+        )  # fmt: skip
+        extra = tuple(work[x].numpy() for x in ("proposals", "attended", "queries", "contexts", "p", "gate", "diff"))
+        att_out = attention.numpy()
+    else:
+        att = (False, _DUMMY[1], _DUMMY[1], _DUMMY[2], _DUMMY[1], _DUMMY[2], _DUMMY[2], _DUMMY[1], _DUMMY[2],
+               _DUMMY[1], _DUMMY[3], _DUMMY[2], 0, 0)  # fmt: skip
+        extra = (_DUMMY[3], _DUMMY[3], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[3])
+        att_out = _DUMMY[2]
+    indptr, indices, values = spec.csr
+    with _one_blas_thread():
+        sequence_forward(
+            indptr, indices, values, _np(proj), proj.shape[0] == 1, _np(eps, 3), eps is not None, _np(h0),
+            _np_t(w_h), _np(b_enc), _np_t(w_post), _np(b_post), _np_t(w_z), _np(b_z), _np_t(w_gz), _np(b_gru), _np_t(w_hc),
+            attend, *att,
+            mu.numpy(), sigma.numpy(), z.numpy(), states.numpy(),
+            *(work[x].numpy() for x in ("ae", "pz", "rh", "e", "sr", "sg", "c")),
+            *extra, att_out,
+        )  # fmt: skip
+
+
+def _kernel_backward(ctx, z, step_params, d_mu, d_sigma, d_z, d_h_prev, d_h_last, d_hp, grads) -> Tensor:
+    from .cpu_kernels import sequence_backward
+
+    spec, memory = ctx.spec, ctx.spec.memory
+    ae, pz, rh, states = ctx.buffers
+    _, work = ctx.work
+    w_h, _, w_post, _, w_z, _, w_gz, _, w_hc = step_params
+    eps = ctx.eps
+    attend = memory is not None
+    if attend:
+        w_r, _, w_q, _, w_k, w_v, _, w_g, _ = ctx.param_inputs[9:]
+        _, _, _, _, n_past = ctx.att_buffers
+        att = (
+            True, w_r is not None, _np(w_r[0] if w_r is not None else None), _np(w_q, 2), _np(w_k, 2), _np(w_v, 2),
+            _np(w_g, 2), memory["states"].numpy(), memory["summaries"].numpy(), memory["g_states"].numpy(),
+            memory["g_summaries"].numpy(), n_past, spec.window or 0,
+            *(work[x].numpy() for x in ("proposals", "queries", "p", "gate", "diff")),
+            ctx.attention.numpy(),
+        )  # fmt: skip
+        att_sink = tuple(grads[x].numpy() for x in ("d_att", "d_gate", "d_q", "ud")) + (
+            _np(grads.get("d_logits"), 2),
+        )
+    else:
+        att = (False, False, _DUMMY[1], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[3], _DUMMY[2], _DUMMY[3],
+               _DUMMY[2], 0, 0, _DUMMY[3], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[3], _DUMMY[2])  # fmt: skip
+        att_sink = (_DUMMY[3], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[2])
+    indptr, indices, values = spec.csr
+    with _one_blas_thread():
+        carry = sequence_backward(
+            indptr, indices, values, _np(eps, 3), eps is not None, states.numpy(), ae.numpy(), pz.numpy(), rh.numpy(),
+            *(work[x].numpy() for x in ("e", "sr", "sg", "c")), z.detach().numpy(),
+            _np(w_h, 2), _np(w_post, 2), _np(w_z, 2), _np(w_gz, 2), _np(w_hc, 2),
+            *att,
+            _np(d_mu, 3), _np(d_sigma, 3), _np(d_z, 3), _np(d_h_prev, 3),
+            d_mu is not None, d_sigma is not None, d_z is not None, d_h_prev is not None, _np(d_h_last, 2),
+            d_hp.numpy(), *(grads[x].numpy() for x in ("d_a1", "d_post", "d_pz", "d_gsr", "d_gc")), *att_sink,
+        )  # fmt: skip
+    return torch.from_numpy(carry)

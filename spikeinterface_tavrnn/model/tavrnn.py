@@ -145,6 +145,9 @@ class VGRNN(nn.Module):
         # One-layer models run the whole sequence as one autograd node (same function, see .sequence); False uses
         # the layer modules step by step (the reference implementation).
         self.fused = True
+        # On the CPU in float32, the fused sequence runs as compiled kernels (.cpu_kernels; gated or no attention);
+        # False keeps it on the PyTorch step functions.
+        self.cpu_kernels = True
         self.workspaces = WorkspacePool()  # scratch buffers of the fused sequence, reused between training steps
 
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
@@ -217,6 +220,9 @@ class VGRNN(nn.Module):
             options = self._sequence_attention()
             params = options.pop("params")
             spec = SequenceSpec(list(prepared.adjacency), memory, pool=self.workspaces, **options)
+            compiled = self.cpu_kernels and options.get("mode") != "published"
+            if compiled and device.type == "cpu" and dtype == torch.float32:
+                spec.csr = prepared.concatenated_csr()
             mu, sigma, z, h_prev, h_last, attention = FusedSequence.apply(
                 spec, proj, eps, h[-1], w_h, self.encoder.bias, self.posterior.lin.weight, self.posterior.bias,
                 self.phi_z.weight, self.phi_z.bias, w_gru_z, cell0.bias, cell0.lin_hc.weight, *params,
