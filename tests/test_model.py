@@ -566,7 +566,9 @@ def _assert_kernels_match_torch(module, prep, calls, sample=True, state=None, na
         torch.testing.assert_close(grads[name], ref, rtol=1e-4, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("attention, window", [("readout", None), ("readout", 2), ("mean", None), ("mean", 2), (None, None)])
+@pytest.mark.parametrize(
+    "attention, window", [("readout", None), ("readout", 2), ("mean", None), ("mean", 2), (None, None)]
+)
 @pytest.mark.parametrize("sample", [True, False])
 def test_cpu_kernels_match_torch_fused_sequence(attention, window, sample, monkeypatch):
     # "readout": gated attention queried by the history node; "mean": by the mean state

@@ -81,10 +81,9 @@ def _log1p(u):
     den = u + (np.float32(3.0) if big else np.float32(2.0))
     s = num / den
     s2 = s * s
-    series = s * (
-        np.float32(2.0)
-        + s2 * (np.float32(2.0 / 3.0) + s2 * (np.float32(0.4) + s2 * (np.float32(2.0 / 7.0) + s2 * np.float32(2.0 / 9.0))))
-    )
+    # 2 atanh(s) = 2 (s + s^3 / 3 + s^5 / 5 + s^7 / 7 + s^9 / 9 + ...)
+    inner = np.float32(2.0 / 7.0) + s2 * np.float32(2.0 / 9.0)
+    series = s * (np.float32(2.0) + s2 * (np.float32(2.0 / 3.0) + s2 * (np.float32(0.4) + s2 * inner)))
     return series + (_LN2 if big else np.float32(0.0))
 
 

@@ -391,7 +391,8 @@ def _kernel_forward(spec, proj, eps, h0, step_params, att_params, mu, sigma, z, 
     with _one_blas_thread():
         sequence_forward(
             indptr, indices, values, _np(proj), proj.shape[0] == 1, _np(eps, 3), eps is not None, _np(h0),
-            _np_t(w_h), _np(b_enc), _np_t(w_post), _np(b_post), _np_t(w_z), _np(b_z), _np_t(w_gz), _np(b_gru), _np_t(w_hc),
+            _np_t(w_h), _np(b_enc), _np_t(w_post), _np(b_post), _np_t(w_z), _np(b_z), _np_t(w_gz), _np(b_gru),
+            _np_t(w_hc),
             attend, *att,
             mu.numpy(), sigma.numpy(), z.numpy(), states.numpy(),
             *(work[x].numpy() for x in ("ae", "pz", "rh", "e", "sr", "sg", "c")),
