@@ -217,6 +217,12 @@ class TAVRNN:
     seed_ : int
         The seed used.
 
+    Notes
+    -----
+    On the CPU, one-layer models with gated or no attention run their recurrence in numba kernels
+    (:mod:`spikeinterface_tavrnn.model.cpu_kernels`), compiled at the first fit after installation (~20 s, then
+    cached on disk); the published attention, float64 and CUDA run the same arithmetic as PyTorch operations.
+
     Examples
     --------
     >>> import numpy as np

@@ -291,10 +291,12 @@ def _attention_forward(
     for i in range(n):
         for c in range(d):
             a[i, c] = w_last * h_tilde[i, c]
-        for j in range(m - 1):
-            wj = weights[j]
+    for j in range(m - 1):  # one past state at a time: each is read as one contiguous block
+        wj = weights[j]
+        hs = mem_states[start + j]
+        for i in range(n):
             for c in range(d):
-                a[i, c] += wj * mem_states[start + j, i, c]
+                a[i, c] += wj * hs[i, c]
     # gate = sigmoid(W_g context + b_g)
     for o in range(d):
         gate[o] = b_g[o]
