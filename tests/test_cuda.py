@@ -3,7 +3,6 @@
 Skipped where torch sees no CUDA device (CI has none). On a GPU machine: ``python -m pytest -q tests/test_cuda.py``.
 """
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from spikeinterface_tavrnn.model import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _dynamic_sbm import dynamic_sbm  # noqa: E402
+from _prepared import as_double, moved  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -40,32 +40,6 @@ def _graphs(n=14, t=5, seed=0, p=0.3):
         upper = np.triu(rng.random((n, n)) < p, 1) * rng.random((n, n))
         mats.append((upper + upper.T).astype(np.float32))
     return GraphSequence.from_adjacency(mats, node_features=rng.random((t, n, 5)).astype(np.float32))
-
-
-def _as_double(prep):
-    prep.adjacency = [a.double() for a in prep.adjacency]
-    prep.pos_pattern = prep.pos_pattern.double()
-    if isinstance(prep.features, torch.Tensor):
-        prep.features = prep.features.double()
-    elif isinstance(prep.features, list):
-        prep.features = [f.double() for f in prep.features]
-    return prep
-
-
-def _moved(prep, device):
-    """A copy of a prepared sequence with every tensor on ``device``."""
-    device = torch.device(device)
-
-    def move(value):
-        if isinstance(value, torch.Tensor):
-            return value.to(device)
-        if isinstance(value, list):
-            return [move(v) for v in value]
-        return value
-
-    changes = {f.name: move(getattr(prep, f.name)) for f in dataclasses.fields(prep)}
-    changes["device"] = device
-    return dataclasses.replace(prep, **changes)
 
 
 def _outputs_and_grads(module, prep, device, fused):
@@ -97,11 +71,11 @@ def test_module_on_cuda_matches_cpu(attention, fused):
         for p in module.parameters():
             p.add_(0.2 * torch.randn_like(p))
     # prepared once, so both devices see the same float64 inputs (float32 normalisation rounds differently on each)
-    prep = _as_double(prepare_sequence(graphs, "graph", wired_history_node=wired))
+    prep = as_double(prepare_sequence(graphs, "graph", wired_history_node=wired))
     results = {}
     for device in ("cpu", "cuda"):
         module.to(device)
-        results[device] = _outputs_and_grads(module, _moved(prep, device), device, fused)
+        results[device] = _outputs_and_grads(module, moved(prep, device), device, fused)
     for name, value in results["cpu"][0].items():
         torch.testing.assert_close(results["cuda"][0][name], value, msg=lambda m, name=name: f"{name}: {m}")
     for name, grad in results["cpu"][1].items():

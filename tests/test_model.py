@@ -1,3 +1,6 @@
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +23,9 @@ from spikeinterface_tavrnn.model import (
 )
 
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _prepared import as_double as _double  # noqa: E402
+
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -39,16 +45,6 @@ def _loss(module, prep, mode="dense", negatives=None):
     out = module(prep, sample=True, generator=torch.Generator().manual_seed(0))
     rec = reconstruction_loss(out.z, prep, mode, negatives)
     return (rec + kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)).sum()
-
-
-def _double(prep):
-    prep.adjacency = [a.double() for a in prep.adjacency]
-    prep.pos_pattern = prep.pos_pattern.double()
-    if isinstance(prep.features, torch.Tensor):
-        prep.features = prep.features.double()
-    elif isinstance(prep.features, list):
-        prep.features = [f.double() for f in prep.features]
-    return prep
 
 
 _OUTPUT_NAMES = ("mu", "sigma", "z", "prior_mu", "prior_sigma")

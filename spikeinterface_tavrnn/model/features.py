@@ -85,7 +85,7 @@ class PreparedSequence:
     edge_index_with_loops: list = field(default_factory=list)
     device: torch.device = torch.device("cpu")
     features_t: Any = None  # transposed dense features, cached by the model for its weight gradient
-    _csr: Any = None  # the adjacency as one CSR over windows, for the compiled CPU kernels
+    _csr: Any = None  # the adjacency as one CSR over windows, for the compiled CPU kernels (of ``adjacency`` as built)
 
     def concatenated_csr(self) -> tuple:
         """The windows' adjacencies as one CSR (:func:`.cpu_kernels.concatenated_csr`), computed once."""

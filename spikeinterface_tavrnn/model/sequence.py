@@ -10,6 +10,9 @@ node per window, at the same function:
   only writes its ``dG_t`` into a buffer, and every weight gradient is one (T N)-long product at the end, which
   uses all cores instead of T small products on one.
 
+On the CPU in float32, with gated or no attention, the windows run in the compiled kernels of :mod:`.cpu_kernels`
+instead (one call for the forward pass of all windows, one for the backward pass), which write the same buffers.
+
 The price is memory: the gradient factors of all windows are kept until the end of backward (about
 ``T * N * (10 h_dim + 2 z_dim)`` floats, 23 MB at 900 nodes and 19 windows). These scratch buffers are reused from
 one training step to the next (:class:`WorkspacePool`): fresh buffers of this size cost thousands of page faults
@@ -188,29 +191,31 @@ class FusedSequence(torch.autograd.Function):
             _kernel_forward(spec, proj, eps, h0, step_params, att_params, mu, sigma, z, states, work, attention)
             if memory is not None:
                 memory["t"] = n_past + n_windows
-        for t, adj in enumerate(spec.adjacency if not kernels else ()):
-            rows = {"mu": mu[t], "sigma": sigma[t], "z": z[t], "ae": ae[t], "pz": pz[t], "rh": rh[t]}
-            rows["h_new"] = proposals[t] if memory is not None else states[t + 1]
-            *_, h_new, saved = step_forward(
-                adj, states[t], proj[0 if shared else t], None, None if eps is None else eps[t], *step_params, rows=rows
-            )
-            saved_steps.append(saved[:10] + (None,) + saved[11:])  # z is read from the output buffer in backward
-            if memory is not None:
-                tt = memory["t"]
-                start = 0 if spec.window is None else max(0, tt - spec.window + 1)
-                att_rows = {"a": attended[t], "out": states[t + 1], "q": queries[t]}
-                if gated:
-                    att_rows["context"] = contexts[t]
-                    _, weights, saved_a = gated_step_forward(h_new, memory, tt, start, *att_params, rows=att_rows)
-                else:
-                    att_rows["current"] = contexts[t]
-                    _, weights, saved_a = published_step_forward(
-                        h_new, memory, tt, start, spec.wired, *att_params, rows=att_rows
-                    )
-                memory["t"] = tt + 1
-                attention[t, start : tt + 1] = weights
-                saved_att.append(saved_a)
-                spans.append((tt, start))
+        else:
+            for t, adj in enumerate(spec.adjacency):
+                rows = {"mu": mu[t], "sigma": sigma[t], "z": z[t], "ae": ae[t], "pz": pz[t], "rh": rh[t]}
+                rows["h_new"] = proposals[t] if memory is not None else states[t + 1]
+                eps_t = None if eps is None else eps[t]
+                *_, h_new, saved = step_forward(
+                    adj, states[t], proj[0 if shared else t], None, eps_t, *step_params, rows=rows
+                )
+                saved_steps.append(saved[:10] + (None,) + saved[11:])  # z is read from the output buffer in backward
+                if memory is not None:
+                    tt = memory["t"]
+                    start = 0 if spec.window is None else max(0, tt - spec.window + 1)
+                    att_rows = {"a": attended[t], "out": states[t + 1], "q": queries[t]}
+                    if gated:
+                        att_rows["context"] = contexts[t]
+                        _, weights, saved_a = gated_step_forward(h_new, memory, tt, start, *att_params, rows=att_rows)
+                    else:
+                        att_rows["current"] = contexts[t]
+                        _, weights, saved_a = published_step_forward(
+                            h_new, memory, tt, start, spec.wired, *att_params, rows=att_rows
+                        )
+                    memory["t"] = tt + 1
+                    attention[t, start : tt + 1] = weights
+                    saved_att.append(saved_a)
+                    spans.append((tt, start))
         ctx.spec, ctx.shared = spec, shared
         ctx.eps, ctx.attention = eps, attention
         ctx.saved_steps, ctx.saved_att, ctx.spans = saved_steps, saved_att, spans
@@ -265,31 +270,32 @@ class FusedSequence(torch.autograd.Function):
         carry = d_h_last  # gradient of the state after window t
         if ctx.kernels:
             carry = _kernel_backward(ctx, z, step_params, d_mu, d_sigma, d_z, d_h_prev, d_h_last, d_hp, grads)
-        for t in reversed(range(n_windows) if not ctx.kernels else ()):
-            d_state = carry
-            if memory is not None:
-                tt, start = ctx.spans[t]
-                if ctx.gated:
-                    sink = {"d_att": d_att[t], "d_gate": d_gate[t], "d_q": d_q[t], "ud": ud[t]}
-                    if d_logits is not None:
-                        sink["d_logits"] = d_logits[t]
-                    d_state, _ = gated_step_backward(ctx.saved_att[t], d_state, memory, tt, start, sink=sink)
-                else:  # published: the whole output gradient is the value's (no gate)
-                    sink = {"d_out": d_att[t], "d_q": d_q[t], "ud": ud[t]}
-                    d_state, _ = published_step_backward(
-                        ctx.saved_att[t], d_state, memory, tt, start, spec.wired, sink=sink
-                    )
-            saved = list(ctx.saved_steps[t])
-            saved[10] = z[t]
-            sink = {"d_hp": d_hp[t], "d_a1": d_a1[t], "d_post": d_post[t], "d_pz": d_pz[t], "d_gsr": d_gsr[t],
-                    "d_gc": d_gc[t]}  # fmt: skip
-            carry, _, _ = step_backward(
-                spec.adjacency[t], saved,
-                None if d_mu is None else d_mu[t], None if d_sigma is None else d_sigma[t],
-                None if d_z is None else d_z[t], d_state, sink=sink,
-            )  # fmt: skip
-            if d_h_prev is not None:
-                carry = carry + d_h_prev[t]  # h_prev[t] is the state window t started from
+        else:
+            for t in reversed(range(n_windows)):
+                d_state = carry
+                if memory is not None:
+                    tt, start = ctx.spans[t]
+                    if ctx.gated:
+                        sink = {"d_att": d_att[t], "d_gate": d_gate[t], "d_q": d_q[t], "ud": ud[t]}
+                        if d_logits is not None:
+                            sink["d_logits"] = d_logits[t]
+                        d_state, _ = gated_step_backward(ctx.saved_att[t], d_state, memory, tt, start, sink=sink)
+                    else:  # published: the whole output gradient is the value's (no gate)
+                        sink = {"d_out": d_att[t], "d_q": d_q[t], "ud": ud[t]}
+                        d_state, _ = published_step_backward(
+                            ctx.saved_att[t], d_state, memory, tt, start, spec.wired, sink=sink
+                        )
+                saved = list(ctx.saved_steps[t])
+                saved[10] = z[t]
+                sink = {"d_hp": d_hp[t], "d_a1": d_a1[t], "d_post": d_post[t], "d_pz": d_pz[t], "d_gsr": d_gsr[t],
+                        "d_gc": d_gc[t]}  # fmt: skip
+                carry, _, _ = step_backward(
+                    spec.adjacency[t], saved,
+                    None if d_mu is None else d_mu[t], None if d_sigma is None else d_sigma[t],
+                    None if d_z is None else d_z[t], d_state, sink=sink,
+                )  # fmt: skip
+                if d_h_prev is not None:
+                    carry = carry + d_h_prev[t]  # h_prev[t] is the state window t started from
 
         def flat(x: Tensor) -> Tensor:
             return x.reshape(n_windows * n, x.shape[-1])
@@ -367,6 +373,7 @@ def _np_t(w: Tensor) -> np.ndarray:
 
 
 def _kernel_forward(spec, proj, eps, h0, step_params, att_params, mu, sigma, z, states, work, attention) -> None:
+    """:func:`.cpu_kernels.sequence_forward` over every window, writing the outputs and the buffers of ``work``."""
     from .cpu_kernels import sequence_forward
 
     w_h, b_enc, w_post, b_post, w_z, b_z, w_gz, b_gru, w_hc = step_params
@@ -401,6 +408,8 @@ def _kernel_forward(spec, proj, eps, h0, step_params, att_params, mu, sigma, z, 
 
 
 def _kernel_backward(ctx, z, step_params, d_mu, d_sigma, d_z, d_h_prev, d_h_last, d_hp, grads) -> Tensor:
+    """:func:`.cpu_kernels.sequence_backward` over every window; fills ``d_hp`` and ``grads`` and returns the
+    gradient of the initial state."""
     from .cpu_kernels import sequence_backward
 
     spec, memory = ctx.spec, ctx.spec.memory

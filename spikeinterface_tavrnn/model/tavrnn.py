@@ -220,8 +220,7 @@ class VGRNN(nn.Module):
             options = self._sequence_attention()
             params = options.pop("params")
             spec = SequenceSpec(list(prepared.adjacency), memory, pool=self.workspaces, **options)
-            compiled = self.cpu_kernels and options.get("mode") != "published"
-            if compiled and device.type == "cpu" and dtype == torch.float32:
+            if self.cpu_kernels and device.type == "cpu":  # FusedSequence decides where the kernels apply
                 spec.csr = prepared.concatenated_csr()
             mu, sigma, z, h_prev, h_last, attention = FusedSequence.apply(
                 spec, proj, eps, h[-1], w_h, self.encoder.bias, self.posterior.lin.weight, self.posterior.bias,
