@@ -637,3 +637,23 @@ def test_cpu_kernel_exp_and_log1p_are_float32_accurate():
     got = log1p_all(u).astype(np.float64)
     reference = np.log1p(u.astype(np.float64))
     assert np.all(np.abs(got - reference) <= 4 * np.finfo(np.float32).eps * np.maximum(reference, 1e-45))
+
+
+def test_cpu_kernels_keep_nan_like_torch(monkeypatch):
+    # a diverged parameter must surface as NaN (the estimator then stops with a clear error), not be clamped away
+    calls = _kernel_calls(monkeypatch)
+    prep = prepare_sequence(_random_graphs(n=10, t=3, features=True), "graph")
+    torch.manual_seed(7)
+    module = TAVRNNModule(prep.n_features, "graph", h_dim=4, z_dim=2)
+    with torch.no_grad():
+        module.rnn.cells[0].bias[0] = float("nan")  # the update gate of one state dimension
+    nan = {}
+    for compiled in (False, True):
+        module.cpu_kernels = compiled
+        with torch.no_grad():
+            out = module(prep, sample=False)
+        nan[compiled] = (torch.isnan(out.mu), torch.isnan(out.prior_mu))
+    assert calls["forward"] == 1
+    assert nan[True][0].any()
+    for ours, reference in zip(nan[True], nan[False]):
+        assert torch.equal(ours, reference)
