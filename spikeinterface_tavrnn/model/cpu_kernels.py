@@ -13,8 +13,8 @@ Exponentials and logarithms use the vectorisable float32 approximations :func:`_
 than the SIMD kernels of PyTorch that they replace.
 
 Sparse adjacencies are passed as one CSR over all windows: ``indptr`` (T, N + 1) int64 offsets into ``indices``
-(int32) and ``values``. Weight matrices are passed transposed (input-major), so that every product is a loop over
-contiguous rows.
+(int32) and ``values``. The forward kernel takes weight matrices transposed (input-major) and the backward kernel
+takes them as stored (output-major), so that every product reads contiguous rows.
 """
 
 from __future__ import annotations
