@@ -459,9 +459,13 @@ class TAVRNN:
         )
 
     @staticmethod
-    def _loss(out: ModelOutput, prep: PreparedSequence, mode: str, negatives, kl_weight: float) -> torch.Tensor:
-        rec = reconstruction_loss(out.z, prep, mode=mode, negatives=negatives)
-        kl = kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
+    def _loss(
+        out: ModelOutput, prep: PreparedSequence, mode: str, negatives, kl_weight: float, compiled: bool = True
+    ) -> torch.Tensor:
+        rec = reconstruction_loss(
+            out.z, prep, mode=mode, negatives=negatives, compiled=compiled, precomputed=out.pairwise
+        )
+        kl = kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma, compiled=compiled)
         return (rec + kl_weight * kl).sum()
 
     # ------------------------------------------------------------------ fit
@@ -1054,10 +1058,13 @@ class _Trainer:
         state, total = None, 0.0
         chunks = self.chunks[r]
         for c, chunk in enumerate(chunks):
-            out = self.module(chunk, sample=True, generator=self.generator, state=state)
+            dense = self.modes[r] == "dense"
+            out = self.module(
+                chunk, sample=True, generator=self.generator, state=state, precompute_pairwise=dense
+            )
             sampler = self.samplers[r][c]
             negatives = sampler.sample() if sampler is not None else None
-            loss = TAVRNN._loss(out, chunk, self.modes[r], negatives, self.kl_weight)
+            loss = TAVRNN._loss(out, chunk, self.modes[r], negatives, self.kl_weight, self.module.cpu_kernels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss became {loss.item()} at epoch {self.epoch}; lower learning_rate or check the "

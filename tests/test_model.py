@@ -141,11 +141,13 @@ def test_pairwise_softplus_sum_exact_and_gradient():
     (g_ours,) = torch.autograd.grad((pairwise_softplus_sum(large) * w).sum(), large)
     (g_ref,) = torch.autograd.grad((ref * w).sum(), large)
     torch.testing.assert_close(g_ours, g_ref)
-    # float32, the dtype used in training
+    # float32, the dtype used in training: PyTorch path and compiled kernel
     z32 = torch.randn(4, 500, 8) * 0.5
-    torch.testing.assert_close(
-        pairwise_softplus_sum(z32), torch.nn.functional.softplus(z32 @ z32.transpose(1, 2)).sum(dim=(1, 2))
-    )
+    for compiled in (False, True):
+        torch.testing.assert_close(
+            pairwise_softplus_sum(z32, compiled),
+            torch.nn.functional.softplus(z32 @ z32.transpose(1, 2)).sum(dim=(1, 2)),
+        )
 
 
 def test_pairwise_softplus_sum_grouped_logs():
@@ -165,7 +167,86 @@ def test_pairwise_softplus_sum_grouped_logs():
     for scale in (0.3, 1.0, 2.0):
         z = torch.randn(3, 301, 8) * scale
         ref = torch.nn.functional.softplus(z.double() @ z.double().transpose(1, 2)).sum(dim=(1, 2))
-        torch.testing.assert_close(pairwise_softplus_sum(z).double(), ref, rtol=1e-5, atol=1e-3)
+        torch.testing.assert_close(pairwise_softplus_sum(z, compiled=False).double(), ref, rtol=1e-5, atol=1e-3)
+
+
+def _pairwise_brute_force(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    zz = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+    totals = torch.nn.functional.softplus(zz @ zz.transpose(1, 2)).sum(dim=(1, 2))
+    totals.sum().backward()
+    return totals.detach().numpy(), zz.grad.numpy()
+
+
+@pytest.mark.parametrize(
+    "n_windows, n_nodes, k, scale",
+    [(3, 37, 8, 1.0), (2, 5, 3, 2.0), (2, 1, 8, 1.0), (1, 4, 2, 1.0), (4, 101, 7, 3.0), (2, 64, 16, 0.5),
+     (1, 9, 1, 10.0), (2, 250, 8, 12.0)],
+)  # fmt: skip
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_compiled_pairwise_kernel_matches_brute_force(n_windows, n_nodes, k, scale, n_threads):
+    """The compiled dense term (value and gradient) against float64 autograd of the full N x N softplus, for node
+    counts that are and are not multiples of the block (4) and of the padding (8), odd latent sizes, logits up to
+    several hundred (exp(-|x|) near the float32 floor), and rows split between threads."""
+    from spikeinterface_tavrnn.model.cpu_pairwise import pairwise_softplus_sum_grad
+
+    rng = np.random.default_rng(n_nodes * 10 + k)
+    z = (rng.standard_normal((n_windows, n_nodes, k)) * scale).astype(np.float32)
+    totals, grad = pairwise_softplus_sum_grad(z, n_threads)
+    ref_totals, ref_grad = _pairwise_brute_force(z)
+    assert totals.shape == (n_windows,) and grad.shape == z.shape and grad.dtype == np.float32
+    np.testing.assert_allclose(totals, ref_totals, rtol=2e-6)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-4 * np.abs(ref_grad).max())
+
+
+def test_compiled_pairwise_row_splits_balance_the_work():
+    from spikeinterface_tavrnn.model.cpu_pairwise import row_splits
+
+    assert row_splits(900, 1) == [0, 900]
+    assert row_splits(3, 4) == [0, 3]  # fewer blocks than threads: one part
+    for n, parts in [(900, 2), (901, 3), (64, 4), (17, 2)]:
+        bounds = row_splits(n, parts, row_overhead=0.0)
+        assert bounds[0] == 0 and bounds[-1] == n and all(b % 4 == 0 for b in bounds[:-1])
+        assert all(a < b for a, b in zip(bounds, bounds[1:]))
+        pairs = [sum(n - i for i in range(a, b)) for a, b in zip(bounds, bounds[1:])]
+        assert max(pairs) - min(pairs) <= 4 * n  # within one block of rows of an even share
+    # the first part, whose rows are the longest, gets fewer of them
+    first, second = np.diff(row_splits(900, 2))
+    assert first < second
+
+
+def test_compiled_pairwise_gradient_through_autograd_and_precomputed():
+    """pairwise_softplus_sum with the compiled kernel: gradients under a weighted sum, and a precomputed result used
+    only for the tensor (and in-place version) it was computed for."""
+    from spikeinterface_tavrnn.model.losses import precompute_pairwise
+
+    torch.manual_seed(0)
+    z = (torch.randn(3, 45, 8) * 0.7).requires_grad_()
+    w = torch.randn(3)
+    ref = torch.nn.functional.softplus(z.double() @ z.double().transpose(1, 2)).sum(dim=(1, 2))
+    (g_ref,) = torch.autograd.grad((ref * w.double()).sum(), z)
+    (g_ours,) = torch.autograd.grad((pairwise_softplus_sum(z) * w).sum(), z)
+    torch.testing.assert_close(g_ours, g_ref.float(), rtol=1e-4, atol=1e-4)
+    pre = precompute_pairwise(z)
+    assert pre.matches(z)
+    torch.testing.assert_close(pairwise_softplus_sum(z, precomputed=pre).double(), ref, rtol=1e-6, atol=1e-3)
+    # another tensor, or this one changed in place: the precomputed result is not used
+    other = torch.randn(3, 45, 8)
+    torch.testing.assert_close(
+        pairwise_softplus_sum(other, precomputed=pre),
+        torch.nn.functional.softplus(other @ other.transpose(1, 2)).sum(dim=(1, 2)),
+    )
+    y = z.detach().clone()
+    pre_y = precompute_pairwise(y)
+    y.mul_(2.0)
+    assert not pre_y.matches(y)
+    torch.testing.assert_close(
+        pairwise_softplus_sum(y, precomputed=pre_y),
+        torch.nn.functional.softplus(y @ y.transpose(1, 2)).sum(dim=(1, 2)),
+        rtol=1e-5,
+        atol=1e-2,
+    )
+    # float64 and empty inputs are not for the kernel
+    assert precompute_pairwise(z.double()) is None and precompute_pairwise(torch.zeros(2, 0, 8)) is None
 
 
 def test_dense_reconstruction_equals_published_weighted_bce():
@@ -250,7 +331,59 @@ def test_kl_normal_matches_torch_distributions():
     mq, mp = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
     sq, sp = torch.rand(2, 5, 3) + 0.2, torch.rand(2, 5, 3) + 0.2
     ref = torch.distributions.kl_divergence(torch.distributions.Normal(mq, sq), torch.distributions.Normal(mp, sp))
-    torch.testing.assert_close(kl_normal(mq, sq, mp, sp), ref.sum(2).mean(1) / 5, rtol=1e-4, atol=1e-5)
+    for compiled in (False, True):
+        torch.testing.assert_close(kl_normal(mq, sq, mp, sp, compiled), ref.sum(2).mean(1) / 5, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_kl_matches_float64_autograd():
+    """The compiled KL (CPU float32) and its four gradients, under a weighted sum over windows, against float64
+    autograd of the PyTorch formula; scales from 1e-4 (where the 1e-6 floor matters) to 50."""
+    rng = np.random.default_rng(3)
+    shape = (4, 37, 5)
+    mq, mp = (torch.from_numpy(rng.standard_normal(shape).astype(np.float32) * 3) for _ in range(2))
+    log_scales = (rng.uniform(np.log(1e-4), np.log(50.0), shape) for _ in range(2))
+    sq, sp = (torch.from_numpy(np.exp(x).astype(np.float32)) for x in log_scales)
+    weights = torch.randn(4)
+    inputs32 = [x.clone().requires_grad_() for x in (mq, sq, mp, sp)]
+    inputs64 = [x.double().requires_grad_() for x in (mq, sq, mp, sp)]
+    ours = kl_normal(*inputs32)
+    ref = kl_normal(*inputs64, compiled=False)
+    torch.testing.assert_close(ours.double(), ref, rtol=2e-5, atol=1e-6)
+    (ours * weights).sum().backward()
+    (ref * weights.double()).sum().backward()
+    for a, b in zip(inputs32, inputs64):
+        torch.testing.assert_close(a.grad.double(), b.grad, rtol=1e-4, atol=1e-5 * float(b.grad.abs().max()))
+    # a non-finite input makes its window NaN
+    sq_nan = sq.clone()
+    sq_nan[2, 0, 0] = float("nan")
+    kl = kl_normal(mq, sq_nan, mp, sp)
+    assert torch.isnan(kl[2]) and torch.isfinite(kl[[0, 1, 3]]).all()
+
+
+def test_compiled_softplus_and_log_are_float32_accurate():
+    from numba import njit
+
+    from spikeinterface_tavrnn.model.cpu_elementwise import _log
+    from spikeinterface_tavrnn.model.tavrnn import _softplus
+
+    x = torch.cat([torch.linspace(-120.0, 120.0, 20_001), torch.randn(5_000)]).requires_grad_()
+    ours = _softplus(x, compiled=True)
+    ref = torch.nn.functional.softplus(x.double())
+    torch.testing.assert_close(ours.double(), ref, rtol=4 * 1.2e-7, atol=1e-37)
+    grad_out = torch.randn(x.shape)
+    ours.backward(grad_out)
+    torch.testing.assert_close(x.grad.double(), grad_out.double() * torch.sigmoid(x.double()), rtol=1e-6, atol=1e-37)
+
+    @njit
+    def log_all(v):
+        out = np.empty_like(v)
+        for i in range(v.size):
+            out[i] = _log(v[i])
+        return out
+
+    v = np.concatenate([np.geomspace(1.2e-38, 3e38, 200_001), np.linspace(0.5, 2.0, 10_001)]).astype(np.float32)
+    reference = np.log(v.astype(np.float64))
+    assert np.all(np.abs(log_all(v) - reference) <= 3 * np.finfo(np.float32).eps * np.maximum(np.abs(reference), 1.0))
 
 
 # ---------------------------------------------------------------- whole model
@@ -613,6 +746,40 @@ def test_cpu_kernels_are_used_only_where_they_apply(monkeypatch):
     assert calls == {"forward": 0, "backward": 0}  # published attention and float64 run the PyTorch steps
     _loss(TAVRNNModule(5, "graph", h_dim=4, z_dim=2), prepare_sequence(g, "graph")).backward()
     assert calls == {"forward": 1, "backward": 1}
+
+
+def test_precomputed_pairwise_term_gives_the_pytorch_loss_and_gradients():
+    """The estimator's training loss with the dense term precomputed by the model (compiled kernel, right after the
+    compiled recurrence) equals the loss with the PyTorch dense term, in value and in every parameter gradient."""
+    from spikeinterface_tavrnn.estimator import TAVRNN
+
+    prep = prepare_sequence(_random_graphs(n=23, t=5, features=True), "graph")
+    torch.manual_seed(8)
+    module = TAVRNNModule(prep.n_features, "graph", h_dim=6, z_dim=3)
+    results = {}
+    for compiled in (False, True):
+        module.zero_grad()
+        out = module(prep, sample=True, generator=torch.Generator().manual_seed(0), precompute_pairwise=compiled)
+        assert (out.pairwise is not None) == compiled
+        loss = TAVRNN._loss(out, prep, "dense", None, 0.5, compiled=compiled)
+        loss.backward()
+        results[compiled] = (loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters()})
+    torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-5, atol=1e-5)
+    for name, ref in results[False][1].items():
+        torch.testing.assert_close(results[True][1][name], ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()) + 1e-7)
+    # not precomputed where the recurrence did not run compiled (it runs when the loss needs it)
+    module.cpu_kernels = False
+    assert module(prep, precompute_pairwise=True).pairwise is None
+    module.cpu_kernels = True
+    assert module.double()(_double(prep), precompute_pairwise=True).pairwise is None
+
+
+def test_compiled_pairwise_kernel_propagates_nan():
+    # a diverged embedding must reach the estimator's finite-loss check
+    z = torch.randn(2, 10, 4)
+    z[1, 3, 2] = float("nan")
+    totals = pairwise_softplus_sum(z)
+    assert torch.isfinite(totals[0]) and torch.isnan(totals[1])
 
 
 def test_cpu_kernel_exp_and_log1p_are_float32_accurate():

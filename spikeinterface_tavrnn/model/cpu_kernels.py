@@ -22,7 +22,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 __all__ = ["sequence_forward", "sequence_backward", "concatenated_csr"]
 
@@ -49,6 +51,42 @@ def concatenated_csr(adjacency: list) -> tuple:
 
 
 # ------------------------------------------------------------------ elementwise
+@intrinsic
+def _int32_bits_as_float32(typingctx, bits):
+    """Reinterpret an int32 as the float32 with the same bits (an LLVM bitcast, which vectorises)."""
+    signature = types.float32(types.int32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return signature, codegen
+
+
+@intrinsic
+def _float32_bits(typingctx, value):
+    """The int32 with the same bits as a float32 (an LLVM bitcast, which vectorises)."""
+    signature = types.int32(types.float32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return signature, codegen
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
+def _exp(x):
+    """``exp(x)`` for one float32, by the method of :func:`_exp_into`, written so that loops calling it vectorise."""
+    v = min(max(x, np.float32(-87.0)), np.float32(88.0))
+    n = np.floor(v * _LOG2E + np.float32(0.5))
+    f = (v - n * _LN2_HI) - n * _LN2_LO
+    p = np.float32(1.3981999507e-3)
+    p = p * f + np.float32(8.3334519073e-3)
+    p = p * f + np.float32(4.1665795894e-2)
+    p = p * f + np.float32(1.6666665459e-1)
+    p = p * f + np.float32(5.0000001201e-1)
+    return (p * f * f + f + np.float32(1.0)) * _int32_bits_as_float32((np.int32(n) + np.int32(127)) << np.int32(23))
+
+
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _exp_into(x, out, bits):
     """``out[i] = exp(x[i])`` (1-D float32, ``bits`` int32 scratch of the same length; ``x`` and ``out`` must be

@@ -17,6 +17,7 @@ same loss in O(edges) time and memory.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +27,8 @@ from torch import Tensor
 __all__ = [
     "kl_normal",
     "pairwise_softplus_sum",
+    "PrecomputedPairwise",
+    "precompute_pairwise",
     "reconstruction_loss",
     "NegativeSampler",
     "SIGMA_EPS",
@@ -40,22 +43,55 @@ _SAFE_LOGIT = 80.0
 _MAX_GROUP = 16
 
 
-def kl_normal(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor) -> Tensor:
+def kl_normal(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor, compiled: bool = True) -> Tensor:
     """KL(N(mu_q, sigma_q) || N(mu_p, sigma_p)) per window, as published (VGRNN): summed over latent dimensions,
     averaged over nodes and divided by the number of nodes.
 
     Parameters
     ----------
     mu_q, sigma_q, mu_p, sigma_p : Tensor (T, N, k)
+    compiled : bool, default: True
+        CPU float32 inputs go to the compiled kernel of :mod:`.cpu_elementwise` (value and gradient in one pass);
+        otherwise PyTorch operations run.
 
     Returns
     -------
     Tensor (T,)
     """
+    tensors = (mu_q, sigma_q, mu_p, sigma_p)
+    if compiled and mu_q.numel() and all(x.device.type == "cpu" and x.dtype == torch.float32 for x in tensors):
+        return _CompiledKL.apply(*tensors)
     n_nodes = mu_q.shape[1]
     log_ratio = torch.log(sigma_p + SIGMA_EPS) - torch.log(sigma_q + SIGMA_EPS)
     kl = log_ratio + (sigma_q.pow(2) + (mu_q - mu_p).pow(2)) / (2.0 * (sigma_p + SIGMA_EPS).pow(2)) - 0.5
     return kl.sum(dim=2).mean(dim=1) / n_nodes
+
+
+class _CompiledKL(torch.autograd.Function):
+    """:func:`kl_normal` by :func:`.cpu_elementwise.kl_normal_grad`: the derivatives are formed with the value and
+    scaled per window in backward. A window with a non-finite input gets NaN."""
+
+    @staticmethod
+    def forward(ctx, mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor) -> Tensor:
+        from .cpu_elementwise import kl_normal_grad
+
+        n_windows, n_nodes = mu_q.shape[0], mu_q.shape[1]
+        flat = [x.detach().contiguous().view(n_windows, -1).numpy() for x in (mu_q, sigma_q, mu_p, sigma_p)]
+        totals = np.zeros(n_windows, dtype=np.float64)
+        grads = [torch.empty(n_windows, flat[0].shape[1], dtype=torch.float32) for _ in range(4)]
+        kl_normal_grad(*flat, np.float32(SIGMA_EPS), totals, *(g.numpy() for g in grads))
+        finite = np.ones(n_windows, dtype=bool)
+        for x in flat:
+            finite &= np.isfinite(x).all(axis=1)
+        totals[~finite] = np.nan  # the kernel's approximations do not carry NaN or infinity through
+        ctx.save_for_backward(*grads)
+        ctx.n_nodes, ctx.shape = n_nodes, mu_q.shape
+        return torch.from_numpy(totals / (n_nodes * n_nodes)).to(mu_q.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        scale = (grad_out / (ctx.n_nodes * ctx.n_nodes)).view(-1, 1)
+        return tuple((g * scale).view(ctx.shape) for g in ctx.saved_tensors)
 
 
 class _PairwiseSoftplusSum(torch.autograd.Function):
@@ -198,12 +234,68 @@ def _node_blocks(z: Tensor) -> list[Tensor]:
     return list(z.split(size, dim=1))
 
 
-def pairwise_softplus_sum(z: Tensor) -> Tensor:
+@dataclass
+class PrecomputedPairwise:
+    """``sum_ij softplus(z_i . z_j)`` per window (``totals``, (T,)) and its gradient (``grad``, (T, N, k)) for the
+    tensor ``z`` at its in-place version ``version``; see :func:`precompute_pairwise`."""
+
+    z: Tensor
+    version: int
+    totals: Tensor
+    grad: Tensor
+
+    def matches(self, z: Tensor) -> bool:
+        return self.z is z and self.version == z._version
+
+
+def precompute_pairwise(z: Tensor) -> PrecomputedPairwise | None:
+    """Run the compiled dense term for ``z`` now (None where it does not apply: not a CPU float32 tensor).
+
+    Where the work runs matters on the CPU: after a parallel PyTorch operation, PyTorch's OpenMP workers keep their
+    cores busy-waiting for several milliseconds (~8 ms measured), and a kernel thread started then shares a core
+    with one of them (the two-thread pass took 15 ms instead of 8). The model therefore runs this right after its
+    compiled recurrence (single-threaded, long enough for the workers to go to sleep), before any other operation.
+    """
+    if not (z.device.type == "cpu" and z.dtype == torch.float32 and z.numel()):
+        return None
+    return _run_compiled(z)
+
+
+def _run_compiled(z: Tensor) -> PrecomputedPairwise:
+    from .cpu_pairwise import pairwise_softplus_sum_grad
+
+    totals, grad = pairwise_softplus_sum_grad(z.detach().numpy(), n_threads=torch.get_num_threads())
+    return PrecomputedPairwise(z, z._version, torch.from_numpy(totals).to(z.dtype), torch.from_numpy(grad))
+
+
+class _CompiledPairwiseSoftplusSum(torch.autograd.Function):
+    """:class:`_PairwiseSoftplusSum` by the compiled kernel of :mod:`.cpu_pairwise` (CPU, float32), on
+    ``torch.get_num_threads()`` threads, or taken from a :class:`PrecomputedPairwise`; the gradient is formed in the
+    same pass."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, precomputed: PrecomputedPairwise | None) -> Tensor:
+        if precomputed is None or not precomputed.matches(z):
+            precomputed = _run_compiled(z)
+        ctx.save_for_backward(precomputed.grad)
+        return precomputed.totals.clone()
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        (grad_z,) = ctx.saved_tensors
+        return grad_z * grad_out.view(-1, 1, 1), None
+
+
+def pairwise_softplus_sum(z: Tensor, compiled: bool = True, precomputed: PrecomputedPairwise | None = None) -> Tensor:
     """``sum_ij softplus(z_i . z_j)`` for each window of ``z`` (T, N, k), returned as (T,). Differentiable.
 
     Computed over blocks of nodes (using the symmetry of the logits), with the gradient formed in the same pass, so
-    memory stays at one (T, B, B) block whatever N.
+    memory stays at one (T, B, B) block whatever N. With ``compiled`` (the default), a CPU float32 ``z`` goes to the
+    compiled kernel of :mod:`.cpu_pairwise` (same blocks, one pass per row block); otherwise PyTorch operations run.
+    ``precomputed`` (from :func:`precompute_pairwise` for this ``z``) is used instead of running the kernel again.
     """
+    if compiled and z.device.type == "cpu" and z.dtype == torch.float32 and z.numel():
+        return _CompiledPairwiseSoftplusSum.apply(z, precomputed)
     return _PairwiseSoftplusSum.apply(z)
 
 
@@ -211,7 +303,14 @@ def _segment_sum(values: Tensor, window: Tensor, n_windows: int) -> Tensor:
     return torch.zeros(n_windows, dtype=values.dtype, device=values.device).index_add(0, window, values)
 
 
-def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tuple | None = None) -> Tensor:
+def reconstruction_loss(
+    z: Tensor,
+    prepared,
+    mode: str = "dense",
+    negatives: tuple | None = None,
+    compiled: bool = True,
+    precomputed: PrecomputedPairwise | None = None,
+) -> Tensor:
     """Class-balanced inner-product reconstruction loss per window (see the module docstring).
 
     Parameters
@@ -225,6 +324,10 @@ def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tup
         Exact loss over all pairs, or negative-sampled estimate.
     negatives : tuple (neg_src, neg_dst, neg_window, neg_counts) or None
         Required for ``"sampled"``: sampled non-edges as flat row indices into (T * N) (see NegativeSampler).
+    compiled : bool, default: True
+        Let :func:`pairwise_softplus_sum` use the compiled CPU kernel where it applies.
+    precomputed : PrecomputedPairwise or None, default: None
+        The dense term already computed for ``z`` (``ModelOutput.pairwise``).
 
     Returns
     -------
@@ -239,7 +342,7 @@ def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tup
         pos_sum = _segment_sum(F.softplus(-x_pos), prepared.pos_window, n_windows)
         pos_x = _segment_sum(x_pos, prepared.pos_window, n_windows)
         pos_term = pos_sum / counts.clamp(min=1)
-        total = pairwise_softplus_sum(z)
+        total = pairwise_softplus_sum(z, compiled, precomputed)
         n_neg = (float(n_nodes) * n_nodes - counts).clamp(min=1)
         neg_term = (total - pos_sum - pos_x) / n_neg  # total - sum softplus(x_pos)
         return 0.5 * (pos_term + neg_term)

@@ -91,6 +91,8 @@ class SequenceSpec:
         The adjacency as one CSR over all windows (:func:`.cpu_kernels.concatenated_csr`). When given, and the
         sequence is float32 on the CPU without published attention, the compiled kernels of :mod:`.cpu_kernels`
         run it; otherwise the PyTorch step functions do.
+    compiled : bool
+        Set by :class:`FusedSequence`: whether the compiled kernels ran.
     """
 
     adjacency: list
@@ -100,6 +102,7 @@ class SequenceSpec:
     wired: int | None = None
     pool: WorkspacePool | None = None
     csr: tuple | None = None
+    compiled: bool = False
 
 
 def _take(spec: SequenceSpec, key: tuple, make) -> dict:
@@ -159,6 +162,7 @@ class FusedSequence(torch.autograd.Function):
             and h0.dtype == torch.float32
             and (memory is None or gated)
         )
+        spec.compiled = kernels
         key = ("forward", n_windows, n, d, memory is not None, spec.mode, kernels, h0.device, h0.dtype)
 
         def make() -> dict:
