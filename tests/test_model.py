@@ -353,11 +353,12 @@ def test_compiled_kl_matches_float64_autograd():
     (ref * weights.double()).sum().backward()
     for a, b in zip(inputs32, inputs64):
         torch.testing.assert_close(a.grad.double(), b.grad, rtol=1e-4, atol=1e-5 * float(b.grad.abs().max()))
-    # a non-finite input makes its window NaN
-    sq_nan = sq.clone()
-    sq_nan[2, 0, 0] = float("nan")
-    kl = kl_normal(mq, sq_nan, mp, sp)
-    assert torch.isnan(kl[2]) and torch.isfinite(kl[[0, 1, 3]]).all()
+    # a NaN in any input makes its window NaN, as in the PyTorch formula
+    for position in range(4):
+        inputs = [x.clone() for x in (mq, sq, mp, sp)]
+        inputs[position][2, 0, 0] = float("nan")
+        kl = kl_normal(*inputs)
+        assert torch.isnan(kl[2]) and torch.isfinite(kl[[0, 1, 3]]).all()
 
 
 def test_compiled_softplus_and_log_are_float32_accurate():
@@ -373,6 +374,10 @@ def test_compiled_softplus_and_log_are_float32_accurate():
     grad_out = torch.randn(x.shape)
     ours.backward(grad_out)
     torch.testing.assert_close(x.grad.double(), grad_out.double() * torch.sigmoid(x.double()), rtol=1e-6, atol=1e-37)
+    nan = torch.tensor([1.0, float("nan"), -3.0], requires_grad=True)
+    out = _softplus(nan, compiled=True)
+    out.sum().backward()
+    assert torch.isnan(out[1]) and torch.isnan(nan.grad[1]) and torch.isfinite(out[[0, 2]]).all()
 
     @njit
     def log_all(v):

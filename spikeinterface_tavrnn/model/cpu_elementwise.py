@@ -37,19 +37,21 @@ def _log(x):
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def softplus_forward(x, out):
-    """``out = softplus(x) = max(x, 0) + log1p(exp(-|x|))`` elementwise (flat float32 arrays)."""
+    """``out = softplus(x) = max(x, 0) + log1p(exp(-|x|))`` elementwise (flat float32 arrays); NaN stays NaN."""
     for i in range(x.size):
         v = x[i]
-        out[i] = max(v, np.float32(0.0)) + _log1p(_exp(-abs(v)))
+        r = max(v, np.float32(0.0)) + _log1p(_exp(-abs(v)))
+        out[i] = r if v == v else v
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def softplus_backward(x, grad_out, grad_in):
-    """``grad_in = grad_out * sigmoid(x)`` elementwise (flat float32 arrays)."""
+    """``grad_in = grad_out * sigmoid(x)`` elementwise (flat float32 arrays); NaN stays NaN."""
     for i in range(x.size):
         v = x[i]
         e = _exp(-abs(v))
-        grad_in[i] = grad_out[i] * (np.float32(1.0) if v >= np.float32(0.0) else e) / (np.float32(1.0) + e)
+        r = grad_out[i] * (np.float32(1.0) if v >= np.float32(0.0) else e) / (np.float32(1.0) + e)
+        grad_in[i] = r if v == v else v
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -57,7 +59,8 @@ def kl_normal_grad(mu_q, sigma_q, mu_p, sigma_p, eps, totals, g_mu_q, g_sigma_q,
     """Per window ``t``: ``totals[t] = sum_{i,c} KL(N(mu_q, sigma_q) || N(mu_p, sigma_p))`` (float64, (T,)) and the
     derivatives of that sum with respect to each input, written to the ``g_`` arrays. Inputs and outputs are
     (T, M) float32 (M = nodes x latent dimensions); ``eps`` is added to both scales, as in
-    :func:`.losses.kl_normal`."""
+    :func:`.losses.kl_normal`. A NaN or infinite input reaches the total through the quadratic term (the logarithm
+    alone would not carry it)."""
     n_windows, size = mu_q.shape
     for t in range(n_windows):
         mq, sq, mp, sp = mu_q[t], sigma_q[t], mu_p[t], sigma_p[t]

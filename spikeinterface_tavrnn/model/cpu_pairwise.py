@@ -21,6 +21,7 @@ number of pairs; every thread writes its own gradient buffer, summed at the end.
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -228,14 +229,12 @@ def pairwise_softplus_sum_grad(z: np.ndarray, n_threads: int = 1) -> tuple[np.nd
         totals[bad] = np.nan
         grad[bad] = np.nan
         return totals, grad
-    n8 = -(-n // 8) * 8  # rows of 8-float multiples, each on a 32-byte boundary
-    zt = _aligned_zeros((n_windows, k, n8))
-    zt[:, :, :n] = z.transpose(0, 2, 1)
+    n8 = -(-n // 8) * 8
     bounds = row_splits(n, n_threads)
     parts = len(bounds) - 1
+    zt, grads, scratch = _buffers(n_windows, n8, k, parts)
+    zt[:, :, :n] = z.transpose(0, 2, 1)  # the padding columns stay zero
     totals = np.zeros((parts, n_windows), dtype=np.float64)
-    grads = _aligned_zeros((parts, n_windows, k, n8))
-    scratch = [(_aligned_zeros((_ROWS, n8)), _aligned_zeros((_ROWS, n8))) for _ in range(parts)]
 
     def run(p: int) -> None:
         pairwise_rows(zt, n, bounds[p], bounds[p + 1], totals[p], grads[p], *scratch[p])
@@ -249,6 +248,21 @@ def pairwise_softplus_sum_grad(z: np.ndarray, n_threads: int = 1) -> tuple[np.nd
             future.result()
     grad_t = grads[0] if parts == 1 else grads.sum(axis=0)
     return totals.sum(axis=0), np.ascontiguousarray(grad_t[:, :, :n].transpose(0, 2, 1))
+
+
+_CACHE = threading.local()
+
+
+def _buffers(n_windows: int, n8: int, k: int, parts: int) -> tuple:
+    """The kernel's arrays for this shape, kept between calls (per calling thread): fresh multi-MB arrays cost page
+    faults at every epoch. Returns ``zt`` (T, k, N8) (zero padding), the per-part gradients and scratch rows."""
+    key = (n_windows, n8, k, parts)
+    cached = getattr(_CACHE, "buffers", None)
+    if cached is None or cached[0] != key:
+        scratch = [(_aligned_zeros((_ROWS, n8)), _aligned_zeros((_ROWS, n8))) for _ in range(parts)]
+        cached = (key, _aligned_zeros((n_windows, k, n8)), _aligned_zeros((parts, n_windows, k, n8)), scratch)
+        _CACHE.buffers = cached
+    return cached[1:]
 
 
 def _aligned_zeros(shape: tuple) -> np.ndarray:

@@ -69,7 +69,7 @@ def kl_normal(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor, comp
 
 class _CompiledKL(torch.autograd.Function):
     """:func:`kl_normal` by :func:`.cpu_elementwise.kl_normal_grad`: the derivatives are formed with the value and
-    scaled per window in backward. A window with a non-finite input gets NaN."""
+    scaled per window in backward."""
 
     @staticmethod
     def forward(ctx, mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor) -> Tensor:
@@ -80,10 +80,6 @@ class _CompiledKL(torch.autograd.Function):
         totals = np.zeros(n_windows, dtype=np.float64)
         grads = [torch.empty(n_windows, flat[0].shape[1], dtype=torch.float32) for _ in range(4)]
         kl_normal_grad(*flat, np.float32(SIGMA_EPS), totals, *(g.numpy() for g in grads))
-        finite = np.ones(n_windows, dtype=bool)
-        for x in flat:
-            finite &= np.isfinite(x).all(axis=1)
-        totals[~finite] = np.nan  # the kernel's approximations do not carry NaN or infinity through
         ctx.save_for_backward(*grads)
         ctx.n_nodes, ctx.shape = n_nodes, mu_q.shape
         return torch.from_numpy(totals / (n_nodes * n_nodes)).to(mu_q.dtype)
