@@ -198,6 +198,34 @@ def test_compiled_pairwise_kernel_matches_brute_force(n_windows, n_nodes, k, sca
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-4 * np.abs(ref_grad).max())
 
 
+def test_compiled_pairwise_sum_in_window_ranges():
+    """Windows handed over in ranges (the first on a pool thread while the caller goes on) give the result of one
+    pass; ranges out of order are refused; a non-finite window gets NaN without touching the others."""
+    from spikeinterface_tavrnn.model.cpu_pairwise import PairwiseSum
+
+    rng = np.random.default_rng(5)
+    z = (rng.standard_normal((7, 50, 8)) * 0.8).astype(np.float32)
+    reference = _pairwise_brute_force(z)
+    for n_threads in (1, 2, 3):
+        for cut in (0, 1, 3, 7):
+            z_run = z.copy()
+            z_run[cut:] = np.nan  # not final yet: only the handed-over windows may be read before finish
+            pairwise = PairwiseSum(z.shape, n_threads)
+            pairwise.start(z_run, 0, cut)
+            z_run[cut:] = z[cut:]
+            totals, grad = pairwise.finish(z_run)
+            np.testing.assert_allclose(totals, reference[0], rtol=2e-6)
+            np.testing.assert_allclose(grad, reference[1], rtol=1e-4, atol=1e-4 * np.abs(reference[1]).max())
+    pairwise = PairwiseSum(z.shape, 2)
+    with pytest.raises(ValueError, match="in order"):
+        pairwise.start(z, 2, 4)
+    bad = z.copy()
+    bad[4, 7, 1] = np.inf
+    totals, grad = PairwiseSum(z.shape, 2).finish(bad)
+    assert np.isnan(totals[4]) and np.isnan(grad[4]).all()
+    np.testing.assert_allclose(np.delete(totals, 4), np.delete(reference[0], 4), rtol=2e-6)
+
+
 def test_compiled_pairwise_row_splits_balance_the_work():
     from spikeinterface_tavrnn.model.cpu_pairwise import row_splits
 
@@ -753,22 +781,29 @@ def test_cpu_kernels_are_used_only_where_they_apply(monkeypatch):
     assert calls == {"forward": 1, "backward": 1}
 
 
-def test_precomputed_pairwise_term_gives_the_pytorch_loss_and_gradients():
-    """The estimator's training loss with the dense term precomputed by the model (compiled kernel, right after the
-    compiled recurrence) equals the loss with the PyTorch dense term, in value and in every parameter gradient."""
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_precomputed_pairwise_term_gives_the_pytorch_loss_and_gradients(n_threads):
+    """The estimator's training loss with the dense term precomputed by the model (compiled kernel, its first half
+    of the windows on a second thread while the recurrence runs the second half) equals the loss with the PyTorch
+    dense term, in value and in every parameter gradient."""
     from spikeinterface_tavrnn.estimator import TAVRNN
 
     prep = prepare_sequence(_random_graphs(n=23, t=5, features=True), "graph")
     torch.manual_seed(8)
     module = TAVRNNModule(prep.n_features, "graph", h_dim=6, z_dim=3)
     results = {}
-    for compiled in (False, True):
-        module.zero_grad()
-        out = module(prep, sample=True, generator=torch.Generator().manual_seed(0), precompute_pairwise=compiled)
-        assert (out.pairwise is not None) == compiled
-        loss = TAVRNN._loss(out, prep, "dense", None, 0.5, compiled=compiled)
-        loss.backward()
-        results[compiled] = (loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters()})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        for compiled in (False, True):
+            module.zero_grad()
+            out = module(prep, sample=True, generator=torch.Generator().manual_seed(0), precompute_pairwise=compiled)
+            assert (out.pairwise is not None) == compiled
+            loss = TAVRNN._loss(out, prep, "dense", None, 0.5, compiled=compiled)
+            loss.backward()
+            results[compiled] = (loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters()})
+    finally:
+        torch.set_num_threads(threads)
     torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-5, atol=1e-5)
     for name, ref in results[False][1].items():
         torch.testing.assert_close(results[True][1][name], ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()) + 1e-7)

@@ -141,7 +141,7 @@ def _spmm(row_ptr, indices, values, x, out):
 
 
 # ------------------------------------------------------------------ forward
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", nogil=True)
 def sequence_forward(
     indptr, indices, values, proj, shared, eps, sample, h0,
     w_ht, b_enc, w_postt, b_post, w_zt, b_z, w_gzt, b_gru, w_hct,
@@ -360,7 +360,7 @@ def _attention_forward(
 
 
 # ------------------------------------------------------------------ backward
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", nogil=True)
 def sequence_backward(
     indptr, indices, values, eps, sample, states, ae, pz, rh, e_buf, sr_buf, sg_buf, c_buf, z,
     w_h, w_post, w_z, w_gz, w_hc,

@@ -29,7 +29,7 @@ from numba import njit
 
 from .cpu_kernels import _FASTMATH, _exp, _log1p
 
-__all__ = ["pairwise_softplus_sum_grad", "row_splits"]
+__all__ = ["PairwiseSum", "pairwise_softplus_sum_grad", "row_splits"]
 
 _ROWS = 4  # rows per block: each column value is loaded once for four rows
 _GROUP = 64  # logits per logarithm: a product of 64 values of 1 + e <= 2 stays below 2^64
@@ -206,6 +206,80 @@ def _pool(n_workers: int) -> ThreadPoolExecutor:
     return _POOL
 
 
+class PairwiseSum:
+    """``sum_ij softplus(z_i . z_j)`` per window and its gradient, for a (T, N, k) float32 ``z`` whose windows may be
+    handed over in ranges as they become available (:meth:`start`), then completed by :meth:`finish`.
+
+    A started range runs on one pool thread while the caller goes on (with ``n_threads >= 2``); :meth:`finish` splits
+    the rows of the windows not started yet between the calling thread and the pool, waits for everything and
+    returns ``(totals (T,) float64, grad (T, N, k) float32)``. A window with a non-finite value gets NaN.
+    """
+
+    def __init__(self, shape: tuple, n_threads: int = 1):
+        self.n_windows, self.n, self.k = (int(x) for x in shape)
+        self.n_threads = max(1, int(n_threads))
+        self.bounds = row_splits(self.n, self.n_threads)
+        self.parts = len(self.bounds) - 1
+        self.n8 = -(-self.n // 8) * 8
+        self.zt, self.grads = _buffers(self.n_windows, self.n8, self.k, self.parts)
+        self.totals = np.zeros((self.parts, self.n_windows), dtype=np.float64)
+        self.bad = np.zeros(self.n_windows, dtype=bool)
+        self.loaded = 0  # windows [0, loaded) are copied into zt
+        self.started = 0  # windows [0, started) run (or ran) on the pool
+        self.pending = []
+
+    def _load(self, z: np.ndarray, t0: int, t1: int) -> None:
+        block = np.asarray(z[t0:t1], dtype=np.float32)
+        bad = ~np.isfinite(block).all(axis=(1, 2))
+        self.zt[t0:t1, :, : self.n] = block.transpose(0, 2, 1)  # the padding columns stay zero
+        if bad.any():  # the kernel's max() and clamps would not carry NaN through
+            self.bad[t0:t1] |= bad
+            self.zt[t0:t1][bad] = 0.0
+        self.loaded = t1
+
+    def _run(self, part: int, t0: int, t1: int, row_lo: int, row_hi: int) -> None:
+        scratch = (_aligned_zeros((_ROWS, self.n8)), _aligned_zeros((_ROWS, self.n8)))  # one per task: tasks overlap
+        pairwise_rows(
+            self.zt[t0:t1], self.n, row_lo, row_hi, self.totals[part, t0:t1], self.grads[part, t0:t1], *scratch
+        )
+
+    def start(self, z: np.ndarray, t0: int, t1: int) -> None:
+        """Windows ``t0 <= t < t1`` of ``z`` are final (``t0`` is where the previous range stopped): begin them on a
+        pool thread. With one thread they wait for :meth:`finish`."""
+        if t0 != self.loaded:
+            raise ValueError(f"windows must be handed over in order: expected {self.loaded}, got {t0}.")
+        self._load(z, t0, t1)
+        if self.parts > 1 and t1 > t0:
+            self.pending.append(_pool(self.parts - 1).submit(self._run, self.parts - 1, t0, t1, 0, self.n))
+            self.started = t1
+
+    def finish(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the windows not started yet and return ``(totals, grad)``."""
+        if self.loaded < self.n_windows:
+            self._load(z, self.loaded, self.n_windows)
+        t0, t1 = self.started, self.n_windows
+        if t1 > t0:
+            # split rows: part 0 on this thread, the others on the pool (after any started range)
+            futures = [
+                _pool(self.parts - 1).submit(self._run, p, t0, t1, self.bounds[p], self.bounds[p + 1])
+                for p in range(1, self.parts)
+            ]
+            self._run(0, t0, t1, self.bounds[0], self.bounds[1])
+            self.pending.extend(futures)
+        for future in self.pending:
+            future.result()
+        # started ranges wrote part parts-1 alone; the split windows' other parts are added to it
+        grad_t = self.grads[self.parts - 1]
+        if t1 > t0 and self.parts > 1:
+            grad_t[t0:t1] += self.grads[: self.parts - 1, t0:t1].sum(axis=0)
+        totals = self.totals.sum(axis=0)
+        grad = np.ascontiguousarray(grad_t[:, :, : self.n].transpose(0, 2, 1))
+        if self.bad.any():
+            totals[self.bad] = np.nan
+            grad[self.bad] = np.nan
+        return totals, grad
+
+
 def pairwise_softplus_sum_grad(z: np.ndarray, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``sum_ij softplus(z_i . z_j)`` per window and its gradient with respect to ``z``.
 
@@ -218,36 +292,11 @@ def pairwise_softplus_sum_grad(z: np.ndarray, n_threads: int = 1) -> tuple[np.nd
     Returns
     -------
     totals : ndarray (T,) float64
+        NaN for a window with a non-finite value.
     grad : ndarray (T, N, k) float32
     """
     z = np.asarray(z, dtype=np.float32)
-    n_windows, n, k = z.shape
-    # The kernel's max() and clamps do not carry NaN through; a window with a non-finite embedding gets NaN.
-    bad = ~np.isfinite(z).all(axis=(1, 2))
-    if bad.any():
-        totals, grad = pairwise_softplus_sum_grad(np.where(bad[:, None, None], 0.0, z), n_threads)
-        totals[bad] = np.nan
-        grad[bad] = np.nan
-        return totals, grad
-    n8 = -(-n // 8) * 8
-    bounds = row_splits(n, n_threads)
-    parts = len(bounds) - 1
-    zt, grads, scratch = _buffers(n_windows, n8, k, parts)
-    zt[:, :, :n] = z.transpose(0, 2, 1)  # the padding columns stay zero
-    totals = np.zeros((parts, n_windows), dtype=np.float64)
-
-    def run(p: int) -> None:
-        pairwise_rows(zt, n, bounds[p], bounds[p + 1], totals[p], grads[p], *scratch[p])
-
-    if parts == 1:
-        run(0)
-    else:
-        futures = [_pool(parts - 1).submit(run, p) for p in range(1, parts)]
-        run(0)
-        for future in futures:
-            future.result()
-    grad_t = grads[0] if parts == 1 else grads.sum(axis=0)
-    return totals.sum(axis=0), np.ascontiguousarray(grad_t[:, :, :n].transpose(0, 2, 1))
+    return PairwiseSum(z.shape, n_threads).finish(z)
 
 
 _CACHE = threading.local()
@@ -255,12 +304,11 @@ _CACHE = threading.local()
 
 def _buffers(n_windows: int, n8: int, k: int, parts: int) -> tuple:
     """The kernel's arrays for this shape, kept between calls (per calling thread): fresh multi-MB arrays cost page
-    faults at every epoch. Returns ``zt`` (T, k, N8) (zero padding), the per-part gradients and scratch rows."""
+    faults at every epoch. Returns ``zt`` (T, k, N8) (zero padding) and the per-part gradients (P, T, k, N8)."""
     key = (n_windows, n8, k, parts)
     cached = getattr(_CACHE, "buffers", None)
     if cached is None or cached[0] != key:
-        scratch = [(_aligned_zeros((_ROWS, n8)), _aligned_zeros((_ROWS, n8))) for _ in range(parts)]
-        cached = (key, _aligned_zeros((n_windows, k, n8)), _aligned_zeros((parts, n_windows, k, n8)), scratch)
+        cached = (key, _aligned_zeros((n_windows, k, n8)), _aligned_zeros((parts, n_windows, k, n8)))
         _CACHE.buffers = cached
     return cached[1:]
 

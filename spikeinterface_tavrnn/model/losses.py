@@ -28,6 +28,7 @@ __all__ = [
     "kl_normal",
     "pairwise_softplus_sum",
     "PrecomputedPairwise",
+    "PairwiseSchedule",
     "precompute_pairwise",
     "reconstruction_loss",
     "NegativeSampler",
@@ -244,24 +245,50 @@ class PrecomputedPairwise:
         return self.z is z and self.version == z._version
 
 
-def precompute_pairwise(z: Tensor) -> PrecomputedPairwise | None:
-    """Run the compiled dense term for ``z`` now (None where it does not apply: not a CPU float32 tensor).
+class PairwiseSchedule:
+    """The compiled dense term of a ``z`` that the model's compiled recurrence is still producing.
 
-    Where the work runs matters on the CPU: after a parallel PyTorch operation, PyTorch's OpenMP workers keep their
-    cores busy-waiting for several milliseconds (~8 ms measured), and a kernel thread started then shares a core
-    with one of them (the two-thread pass took 15 ms instead of 8). The model therefore runs this right after its
-    compiled recurrence (single-threaded, long enough for the workers to go to sleep), before any other operation.
+    Where this work runs matters on the CPU: after a parallel PyTorch operation, PyTorch's OpenMP workers keep their
+    cores busy-waiting for several milliseconds (~8 ms measured), and a kernel thread started then shares a core with
+    one of them (the two-thread pass took 15 ms instead of 8). The recurrence (single-threaded, compiled) calls
+    :meth:`windows_done` when its first half of the windows is final, by which time the workers have gone to sleep:
+    those windows then run on a second thread while the recurrence finishes, and :meth:`finish` runs the rest on every
+    thread before any other operation.
+
+    Parameters
+    ----------
+    n_threads : int or None, default: None
+        Threads of the pass (None: ``torch.get_num_threads()``).
     """
+
+    def __init__(self, n_threads: int | None = None):
+        self.n_threads = torch.get_num_threads() if n_threads is None else int(n_threads)
+        self._sum = None
+
+    def windows_done(self, z: Tensor, t0: int, t1: int) -> None:
+        from .cpu_pairwise import PairwiseSum
+
+        if self._sum is None:
+            self._sum = PairwiseSum(z.shape, self.n_threads)
+        self._sum.start(z.detach().numpy(), t0, t1)
+
+    def finish(self, z: Tensor) -> PrecomputedPairwise:
+        """Complete the term for ``z`` (every window final) and return it."""
+        from .cpu_pairwise import PairwiseSum
+
+        if self._sum is None:
+            self._sum = PairwiseSum(z.shape, self.n_threads)
+        totals, grad = self._sum.finish(z.detach().numpy())
+        self._sum = None
+        return PrecomputedPairwise(z, z._version, torch.from_numpy(totals).to(z.dtype), torch.from_numpy(grad))
+
+
+def precompute_pairwise(z: Tensor) -> PrecomputedPairwise | None:
+    """The compiled dense term of ``z`` (None where it does not apply: not a CPU float32 tensor); see
+    :class:`PairwiseSchedule` for when the model computes it."""
     if not (z.device.type == "cpu" and z.dtype == torch.float32 and z.numel()):
         return None
-    return _run_compiled(z)
-
-
-def _run_compiled(z: Tensor) -> PrecomputedPairwise:
-    from .cpu_pairwise import pairwise_softplus_sum_grad
-
-    totals, grad = pairwise_softplus_sum_grad(z.detach().numpy(), n_threads=torch.get_num_threads())
-    return PrecomputedPairwise(z, z._version, torch.from_numpy(totals).to(z.dtype), torch.from_numpy(grad))
+    return PairwiseSchedule().finish(z)
 
 
 class _CompiledPairwiseSoftplusSum(torch.autograd.Function):
@@ -272,7 +299,7 @@ class _CompiledPairwiseSoftplusSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: Tensor, precomputed: PrecomputedPairwise | None) -> Tensor:
         if precomputed is None or not precomputed.matches(z):
-            precomputed = _run_compiled(z)
+            precomputed = PairwiseSchedule().finish(z)
         ctx.save_for_backward(precomputed.grad)
         return precomputed.totals.clone()
 

@@ -93,6 +93,9 @@ class SequenceSpec:
         run it; otherwise the PyTorch step functions do.
     compiled : bool
         Set by :class:`FusedSequence`: whether the compiled kernels ran.
+    on_windows : callable or None
+        ``on_windows(z, 0, t1)``, called by the compiled forward pass once its first half of the windows
+        (``t < t1``) is final, so that work on them can start while the second half runs.
     """
 
     adjacency: list
@@ -103,6 +106,7 @@ class SequenceSpec:
     pool: WorkspacePool | None = None
     csr: tuple | None = None
     compiled: bool = False
+    on_windows: Any = None
 
 
 def _take(spec: SequenceSpec, key: tuple, make) -> dict:
@@ -192,7 +196,12 @@ class FusedSequence(torch.autograd.Function):
             n_past, attention = 0, None
         saved_steps, saved_att, spans = [], [], []
         if kernels:
-            _kernel_forward(spec, proj, eps, h0, step_params, att_params, mu, sigma, z, states, work, attention)
+            run = (spec, proj, eps, step_params, att_params, mu, sigma, z, states, work, attention)
+            half = n_windows // 2 if spec.on_windows is not None else 0
+            if half:
+                _kernel_forward(*run, 0, half)
+                spec.on_windows(z, 0, half)
+            _kernel_forward(*run, half, n_windows)
             if memory is not None:
                 memory["t"] = n_past + n_windows
         else:
@@ -385,23 +394,26 @@ def _np_t(w: Tensor) -> np.ndarray:
     return w.detach().t().contiguous().numpy()
 
 
-def _kernel_forward(spec, proj, eps, h0, step_params, att_params, mu, sigma, z, states, work, attention) -> None:
-    """:func:`.cpu_kernels.sequence_forward` over every window, writing the outputs and the buffers of ``work``."""
+def _kernel_forward(spec, proj, eps, step_params, att_params, mu, sigma, z, states, work, attention, t0, t1) -> None:
+    """:func:`.cpu_kernels.sequence_forward` over windows ``t0 <= t < t1`` (from the state ``states[t0]``), writing
+    the outputs and the buffers of ``work``."""
     from .cpu_kernels import sequence_forward
 
     w_h, b_enc, w_post, b_post, w_z, b_z, w_gz, b_gru, w_hc = step_params
     memory = spec.memory
     attend = memory is not None
+    shared = proj.shape[0] == 1
     if attend:
         w_r, b_r, w_q, b_q, w_k, w_v, b_v, w_g, b_g = att_params
         readout = w_r is not None
         att = (
             readout, _np(w_r[0] if readout else None), _np(b_r), _np_t(w_q), _np(b_q), _np_t(w_k), _np_t(w_v),
             _np(b_v), _np_t(w_g), _np(b_g),
-            memory["states"].numpy(), memory["summaries"].numpy(), memory["t"], spec.window or 0,
+            memory["states"].numpy(), memory["summaries"].numpy(), memory["t"] + t0, spec.window or 0,
         )  # fmt: skip
-        extra = tuple(work[x].numpy() for x in ("proposals", "attended", "queries", "contexts", "p", "gate", "diff"))
-        att_out = attention.numpy()
+        names = ("proposals", "attended", "queries", "contexts", "p", "gate", "diff")
+        extra = tuple(work[x][t0:t1].numpy() for x in names)
+        att_out = attention[t0:t1].numpy()
     else:
         att = (False, _DUMMY[1], _DUMMY[1], _DUMMY[2], _DUMMY[1], _DUMMY[2], _DUMMY[2], _DUMMY[1], _DUMMY[2],
                _DUMMY[1], _DUMMY[3], _DUMMY[2], 0, 0)  # fmt: skip
@@ -410,12 +422,13 @@ def _kernel_forward(spec, proj, eps, h0, step_params, att_params, mu, sigma, z, 
     indptr, indices, values = spec.csr
     with _one_blas_thread():
         sequence_forward(
-            indptr, indices, values, _np(proj), proj.shape[0] == 1, _np(eps, 3), eps is not None, _np(h0),
+            indptr[t0:t1], indices, values, _np(proj if shared else proj[t0:t1]), shared,
+            _np(None if eps is None else eps[t0:t1], 3), eps is not None, states[t0].numpy(),
             _np_t(w_h), _np(b_enc), _np_t(w_post), _np(b_post), _np_t(w_z), _np(b_z), _np_t(w_gz), _np(b_gru),
             _np_t(w_hc),
             attend, *att,
-            mu.numpy(), sigma.numpy(), z.numpy(), states.numpy(),
-            *(work[x].numpy() for x in ("ae", "pz", "rh", "e", "sr", "sg", "c")),
+            mu[t0:t1].numpy(), sigma[t0:t1].numpy(), z[t0:t1].numpy(), states[t0 : t1 + 1].numpy(),
+            *(work[x][t0:t1].numpy() for x in ("ae", "pz", "rh", "e", "sr", "sg", "c")),
             *extra, att_out,
         )  # fmt: skip
 

@@ -259,15 +259,18 @@ class VGRNN(nn.Module):
             options = self._sequence_attention()
             params = options.pop("params")
             spec = SequenceSpec(list(prepared.adjacency), memory, pool=self.workspaces, **options)
+            schedule = None
             if self.cpu_kernels and device.type == "cpu":  # FusedSequence decides where the kernels apply
                 spec.csr = prepared.concatenated_csr()
+                if precompute_pairwise and dtype == torch.float32:
+                    schedule = losses.PairwiseSchedule()
+                    spec.on_windows = schedule.windows_done
             mu, sigma, z, h_prev, h_last, attention = FusedSequence.apply(
                 spec, proj, eps, h[-1], w_h, self.encoder.bias, self.posterior.lin.weight, self.posterior.bias,
                 self.phi_z.weight, self.phi_z.bias, w_gru_z, cell0.bias, cell0.lin_hc.weight, *params,
             )  # fmt: skip
-            pairwise = None
-            if precompute_pairwise and spec.csr is not None and spec.compiled:
-                pairwise = losses.precompute_pairwise(z)
+            # right after the compiled recurrence, before any other operation (see losses.PairwiseSchedule)
+            pairwise = schedule.finish(z) if schedule is not None and spec.compiled else None
             prior = self.prior(F.relu(self.prior_hidden(h_prev)))
             return ModelOutput(
                 mu=mu,
