@@ -8,7 +8,7 @@ elementwise step fused into the loops that produce its operands. The arithmetic 
 :func:`.attention.gated_step_backward` (which stay the reference, and the path for CUDA, float64 and the published
 attention); the tests compare the two.
 
-Exponentials and logarithms use the vectorisable float32 approximations :func:`_exp_into` and :func:`_log1p`
+Exponentials and logarithms use the vectorisable float32 approximations :func:`_exp` and :func:`_log1p`
 (within ~2 float32 ulps of the exact values): numba's ``math.exp`` is a scalar library call, several times slower
 than the SIMD kernels of PyTorch that they replace.
 
@@ -75,7 +75,9 @@ def _float32_bits(typingctx, value):
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
 def _exp(x):
-    """``exp(x)`` for one float32, by the method of :func:`_exp_into`, written so that loops calling it vectorise."""
+    """``exp(x)`` for one float32 (within ~2 ulps): 2^n from its exponent bits, exp of the remainder by a degree-6
+    polynomial; written so that loops calling it vectorise. Arguments below -87 give ~1e-38 (not 0), above 88
+    ~1.6e38."""
     v = min(max(x, np.float32(-87.0)), np.float32(88.0))
     n = np.floor(v * _LOG2E + np.float32(0.5))
     f = (v - n * _LN2_HI) - n * _LN2_LO
@@ -88,24 +90,10 @@ def _exp(x):
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _exp_into(x, out, bits):
-    """``out[i] = exp(x[i])`` (1-D float32, ``bits`` int32 scratch of the same length; ``x`` and ``out`` must be
-    different arrays, or the loops do not vectorise): 2^n by its exponent bits, exp of the remainder by a degree-6
-    polynomial. Arguments below -87 give ~1e-38 (not 0), above 88 ~1.6e38."""
+def _exp_into(x, out):
+    """``out[i] = exp(x[i])`` for 1-D float32 arrays (:func:`_exp`, one vectorised loop)."""
     for i in range(x.size):
-        v = min(max(x[i], np.float32(-87.0)), np.float32(88.0))
-        n = np.floor(v * _LOG2E + np.float32(0.5))
-        f = (v - n * _LN2_HI) - n * _LN2_LO
-        p = np.float32(1.3981999507e-3)
-        p = p * f + np.float32(8.3334519073e-3)
-        p = p * f + np.float32(4.1665795894e-2)
-        p = p * f + np.float32(1.6666665459e-1)
-        p = p * f + np.float32(5.0000001201e-1)
-        out[i] = p * f * f + f + np.float32(1.0)
-        bits[i] = (np.int32(n) + np.int32(127)) << np.int32(23)
-    scale = bits.view(np.float32)
-    for i in range(x.size):
-        out[i] *= scale[i]
+        out[i] = _exp(x[i])
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
@@ -169,7 +157,6 @@ def sequence_forward(
     g = np.empty((n, 3 * d), dtype=np.float32)
     aq = np.empty((n, d), dtype=np.float32)
     scratch = max(n * 2 * d, n, mem_summaries.shape[0])  # also holds a window's attention scores
-    bits = np.empty(scratch, dtype=np.int32)
     t_in = np.empty(scratch, dtype=np.float32)
     t_out = np.empty(scratch, dtype=np.float32)
     inv_sqrt_d = f32(1.0 / math.sqrt(d))
@@ -201,7 +188,7 @@ def sequence_forward(
                 v = post[i, k + c] + b_post[k + c]
                 sr[i, c] = v
                 t_in[i * k + c] = -abs(v)
-        _exp_into(t_in[: n * k], t_out[: n * k], bits[: n * k])
+        _exp_into(t_in[: n * k], t_out[: n * k])
         for i in range(n):
             for c in range(k):
                 sv = max(sr[i, c], f32(0.0)) + _log1p(t_out[i * k + c])
@@ -225,7 +212,7 @@ def sequence_forward(
         for i in range(n):
             for c in range(2 * d):
                 t_in[i * 2 * d + c] = -(g[i, c] + b_gru[c])
-        _exp_into(t_in[: n * 2 * d], t_out[: n * 2 * d], bits[: n * 2 * d])
+        _exp_into(t_in[: n * 2 * d], t_out[: n * 2 * d])
         sg = sg_buf[t]
         rht = rh[t]
         for i in range(n):
@@ -238,7 +225,7 @@ def sequence_forward(
         for i in range(n):
             for c in range(d):
                 t_in[i * d + c] = f32(-2.0) * (g[i, 2 * d + c] + b_gru[2 * d + c] + aq[i, c])
-        _exp_into(t_in[: n * d], t_out[: n * d], bits[: n * d])
+        _exp_into(t_in[: n * d], t_out[: n * d])
         cc = c_buf[t]
         h_new = proposals[t] if attend else states[t + 1]
         for i in range(n):
@@ -251,18 +238,18 @@ def sequence_forward(
                 t, n_past + t, h_new, readout, w_r, b_r, w_qt, b_q, w_kt, w_vt, b_v, w_gt, b_g,
                 mem_states, mem_summaries, window, inv_sqrt_d,
                 states[t + 1], attended[t], queries[t], contexts[t], p_buf, gate_buf[t], diff_buf[t], attention,
-                t_in, t_out, bits,
+                t_in, t_out,
             )  # fmt: skip
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _softmax_inplace(x, m, t_in, t_out, bits):
+def _softmax_inplace(x, m, t_in, t_out):
     top = x[0]
     for i in range(1, m):
         top = max(top, x[i])
     for i in range(m):
         t_in[i] = x[i] - top
-    _exp_into(t_in[:m], t_out[:m], bits[:m])
+    _exp_into(t_in[:m], t_out[:m])
     total = np.float32(0.0)
     for i in range(m):
         total += t_out[i]
@@ -274,7 +261,7 @@ def _softmax_inplace(x, m, t_in, t_out, bits):
 def _attention_forward(
     t, tt, h_tilde, readout, w_r, b_r, w_qt, b_q, w_kt, w_vt, b_v, w_gt, b_g,
     mem_states, mem_summaries, window, inv_sqrt_d,
-    out, a, q, context, p_buf, gate, diff, attention, t_in, t_out, bits,
+    out, a, q, context, p_buf, gate, diff, attention, t_in, t_out,
 ):  # fmt: skip
     n, d = h_tilde.shape
     start = 0 if window <= 0 else max(0, tt - window + 1)
@@ -287,7 +274,7 @@ def _attention_forward(
             for c in range(d):
                 acc += h_tilde[i, c] * w_r[c]
             p[i] = acc
-        _softmax_inplace(p, n, t_in, t_out, bits)
+        _softmax_inplace(p, n, t_in, t_out)
         for c in range(d):
             summary[c] = 0.0
         for i in range(n):
@@ -317,7 +304,7 @@ def _attention_forward(
                 key += u[kk] * w_kt[kk, o]
             acc += key * q[o]
         weights[j] = acc * inv_sqrt_d
-    _softmax_inplace(weights, m, t_in, t_out, bits)
+    _softmax_inplace(weights, m, t_in, t_out)
     # context = [u_t, U^T weights]; a = sum_s weights_s H_s (the proposal last)
     for c in range(d):
         context[c] = summary[c]
@@ -344,7 +331,7 @@ def _attention_forward(
             gate[o] += cv * w_gt[kk, o]
     for o in range(d):
         t_in[o] = -gate[o]
-    _exp_into(t_in[:d], t_out[:d], bits[:d])
+    _exp_into(t_in[:d], t_out[:d])
     for o in range(d):
         gate[o] = np.float32(1.0) / (np.float32(1.0) + t_out[o])
     # diff = a W_v^T + b_v - h~; out = h~ + gate * diff
@@ -393,7 +380,6 @@ def sequence_backward(
     d_a = np.empty((n, d), dtype=np.float32)
     t_in = np.empty(n * k, dtype=np.float32)
     t_out = np.empty(n * k, dtype=np.float32)
-    bits = np.empty(n * k, dtype=np.int32)
     inv_sqrt_d = f32(1.0 / math.sqrt(d))
     for t in range(n_windows - 1, -1, -1):
         row_ptr = indptr[t]
@@ -444,7 +430,7 @@ def sequence_backward(
         for i in range(n):
             for c in range(k):
                 t_in[i * k + c] = -sr[i, c]
-        _exp_into(t_in, t_out, bits)
+        _exp_into(t_in, t_out)
         dpost = d_post[t]
         for i in range(n):
             for c in range(k):
