@@ -9,13 +9,14 @@ the first-level cache:
   unordered pair is computed once (the logits are symmetric): off-diagonal pairs count twice, and the 4 x 4 corner,
   which holds both orientations of its pairs, once;
 * with ``e = exp(-|x|)``: ``softplus(x) = max(x, 0) + log(1 + e)`` and ``sigmoid(x) = (1 if x >= 0 else e) / (1 + e)``.
-  ``1 + e`` lies in (1, 2], so the logarithms of 64 consecutive terms are taken as the logarithm of their product
-  (at most 2^64): one scalar logarithm per 64 logits;
+  ``1 + e`` lies in (1, 2], so the logarithms are taken of products: 64 consecutive terms multiplied in float32
+  (at most 2^64), those products in float64, one scalar logarithm per row;
 * the gradient ``d/dz_i = 2 sum_j sigmoid(x_ij) z_j`` is accumulated in the same pass, for the block's rows (a
   reduction) and, by symmetry, for the columns (a scatter into the transposed gradient).
 
 The rows are split between threads (``nogil`` kernels on a small thread pool) at points that give each the same
-number of pairs; every thread writes its own gradient buffer, summed at the end.
+work; every thread writes its own gradient buffer, summed at the end. Windows can also be handed over in ranges as
+they become final (:class:`PairwiseSum`), a range running on a pool thread while the caller goes on.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .cpu_kernels import _FASTMATH, _exp, _log1p
 __all__ = ["PairwiseSum", "pairwise_softplus_sum_grad", "row_splits"]
 
 _ROWS = 4  # rows per block: each column value is loaded once for four rows
-_GROUP = 64  # logits per logarithm: a product of 64 values of 1 + e <= 2 stays below 2^64
+_GROUP = 64  # terms per float32 product: 64 values of 1 + e <= 2 stay below 2^64
 # Fixed cost of a row (its block's setup, corner and short loops) in columns' worth of sweep, for balancing threads
 _ROW_OVERHEAD = 64.0
 
@@ -212,7 +213,8 @@ class PairwiseSum:
 
     A started range runs on one pool thread while the caller goes on (with ``n_threads >= 2``); :meth:`finish` splits
     the rows of the windows not started yet between the calling thread and the pool, waits for everything and
-    returns ``(totals (T,) float64, grad (T, N, k) float32)``. A window with a non-finite value gets NaN.
+    returns ``(totals (T,) float64, grad (T, N, k) float32)``. A window with a non-finite value gets NaN. Its
+    arrays are kept between uses by the calling thread, so a thread runs one ``PairwiseSum`` at a time.
     """
 
     def __init__(self, shape: tuple, n_threads: int = 1):
@@ -238,7 +240,7 @@ class PairwiseSum:
         self.loaded = t1
 
     def _run(self, part: int, t0: int, t1: int, row_lo: int, row_hi: int) -> None:
-        scratch = (_aligned_zeros((_ROWS, self.n8)), _aligned_zeros((_ROWS, self.n8)))  # one per task: tasks overlap
+        scratch = (_zeros((_ROWS, self.n8)), _zeros((_ROWS, self.n8)))  # one per task: tasks overlap
         pairwise_rows(
             self.zt[t0:t1], self.n, row_lo, row_hi, self.totals[part, t0:t1], self.grads[part, t0:t1], *scratch
         )
@@ -308,14 +310,10 @@ def _buffers(n_windows: int, n8: int, k: int, parts: int) -> tuple:
     key = (n_windows, n8, k, parts)
     cached = getattr(_CACHE, "buffers", None)
     if cached is None or cached[0] != key:
-        cached = (key, _aligned_zeros((n_windows, k, n8)), _aligned_zeros((parts, n_windows, k, n8)))
+        cached = (key, _zeros((n_windows, k, n8)), _zeros((parts, n_windows, k, n8)))
         _CACHE.buffers = cached
     return cached[1:]
 
 
-def _aligned_zeros(shape: tuple) -> np.ndarray:
-    """float32 zeros whose first element is on a 64-byte boundary."""
-    size = int(np.prod(shape))
-    raw = np.zeros(size + 16, dtype=np.float32)
-    offset = (-raw.ctypes.data % 64) // 4
-    return raw[offset : offset + size].reshape(shape)
+def _zeros(shape: tuple) -> np.ndarray:
+    return np.zeros(shape, dtype=np.float32)
