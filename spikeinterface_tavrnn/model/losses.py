@@ -234,7 +234,7 @@ def _node_blocks(z: Tensor) -> list[Tensor]:
 @dataclass
 class PrecomputedPairwise:
     """``sum_ij softplus(z_i . z_j)`` per window (``totals``, (T,)) and its gradient (``grad``, (T, N, k)) for the
-    tensor ``z`` at its in-place version ``version``; see :func:`precompute_pairwise`."""
+    tensor ``z`` at its in-place version ``version``; see :class:`PairwiseSchedule`."""
 
     z: Tensor
     version: int

@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import TemporalAttention, gated_attention_memory, sequence_attention_parameters
 from . import losses
+from .attention import TemporalAttention, gated_attention_memory, sequence_attention_parameters
 from .features import PreparedSequence
-from .losses import PrecomputedPairwise
 from .graph_conv import PrecomputedGCNConv, symmetric_spmm
 from .graph_gru import GraphGRU
+from .losses import PrecomputedPairwise
 from .sequence import FusedSequence, SequenceSpec, WorkspacePool
 
 __all__ = ["FeatureEncoder", "VGRNN", "TAVRNNModule", "ModelOutput", "RecurrentState"]
@@ -221,9 +221,9 @@ class VGRNN(nn.Module):
             Continue from the state a previous pass ended in (``ModelOutput.state``, detached for truncated
             back-propagation); None starts the sequence (zero state, empty attention memory).
         precompute_pairwise : bool, default: False
-            Also compute the dense reconstruction term of ``z`` with the compiled CPU kernel, right after the
-            compiled recurrence (``ModelOutput.pairwise``; see :func:`.losses.precompute_pairwise` for why there).
-            Only where the recurrence ran compiled; otherwise the loss computes it when needed.
+            Also compute the dense reconstruction term of ``z`` with the compiled CPU kernel, its first half beside
+            the compiled recurrence's second half (``ModelOutput.pairwise``; see :class:`.losses.PairwiseSchedule`
+            for why). Only where the recurrence ran compiled; otherwise the loss computes it when needed.
         """
         d, k = self.h_dim, self.z_dim
         n_windows, n = prepared.n_windows, prepared.n_total
