@@ -44,6 +44,11 @@ _SAFE_LOGIT = 80.0
 _MAX_GROUP = 16
 
 
+def compiled_kernels_apply(*tensors: Tensor) -> bool:
+    """Whether the compiled CPU kernels can take these tensors: non-empty, on the CPU, float32."""
+    return all(x.numel() and x.device.type == "cpu" and x.dtype == torch.float32 for x in tensors)
+
+
 def kl_normal(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor, compiled: bool = True) -> Tensor:
     """KL(N(mu_q, sigma_q) || N(mu_p, sigma_p)) per window, as published (VGRNN): summed over latent dimensions,
     averaged over nodes and divided by the number of nodes.
@@ -60,7 +65,7 @@ def kl_normal(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor, comp
     Tensor (T,)
     """
     tensors = (mu_q, sigma_q, mu_p, sigma_p)
-    if compiled and mu_q.numel() and all(x.device.type == "cpu" and x.dtype == torch.float32 for x in tensors):
+    if compiled and compiled_kernels_apply(*tensors):
         return _CompiledKL.apply(*tensors)
     n_nodes = mu_q.shape[1]
     log_ratio = torch.log(sigma_p + SIGMA_EPS) - torch.log(sigma_q + SIGMA_EPS)
@@ -286,7 +291,7 @@ class PairwiseSchedule:
 def precompute_pairwise(z: Tensor) -> PrecomputedPairwise | None:
     """The compiled dense term of ``z`` (None where it does not apply: not a CPU float32 tensor); see
     :class:`PairwiseSchedule` for when the model computes it."""
-    if not (z.device.type == "cpu" and z.dtype == torch.float32 and z.numel()):
+    if not compiled_kernels_apply(z):
         return None
     return PairwiseSchedule().finish(z)
 
@@ -317,7 +322,7 @@ def pairwise_softplus_sum(z: Tensor, compiled: bool = True, precomputed: Precomp
     compiled kernel of :mod:`.cpu_pairwise` (same blocks, one pass per row block); otherwise PyTorch operations run.
     ``precomputed`` (from :func:`precompute_pairwise` for this ``z``) is used instead of running the kernel again.
     """
-    if compiled and z.device.type == "cpu" and z.dtype == torch.float32 and z.numel():
+    if compiled and compiled_kernels_apply(z):
         return _CompiledPairwiseSoftplusSum.apply(z, precomputed)
     return _PairwiseSoftplusSum.apply(z)
 

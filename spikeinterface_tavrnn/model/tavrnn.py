@@ -104,7 +104,7 @@ class _CompiledSoftplus(torch.autograd.Function):
 
 def _softplus(x: Tensor, compiled: bool) -> Tensor:
     """``F.softplus``, or :class:`_CompiledSoftplus` for CPU float32 tensors when ``compiled``."""
-    if compiled and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel():
+    if compiled and losses.compiled_kernels_apply(x):
         return _CompiledSoftplus.apply(x)
     return F.softplus(x)
 
