@@ -389,9 +389,21 @@ def test_compiled_kl_matches_float64_autograd():
         assert torch.isnan(kl[2]) and torch.isfinite(kl[[0, 1, 3]]).all()
 
 
-def test_compiled_softplus_and_log_are_float32_accurate():
+def _map_compiled(scalar, values: np.ndarray) -> np.ndarray:
+    """``scalar`` (a compiled float32 -> float32 function) applied to every value, inside a compiled loop."""
     from numba import njit
 
+    @njit
+    def apply(v):
+        out = np.empty_like(v)
+        for i in range(v.size):
+            out[i] = scalar(v[i])
+        return out
+
+    return apply(values)
+
+
+def test_compiled_softplus_and_log_are_float32_accurate():
     from spikeinterface_tavrnn.model.cpu_elementwise import _log
     from spikeinterface_tavrnn.model.tavrnn import _softplus
 
@@ -407,16 +419,10 @@ def test_compiled_softplus_and_log_are_float32_accurate():
     out.sum().backward()
     assert torch.isnan(out[1]) and torch.isnan(nan.grad[1]) and torch.isfinite(out[[0, 2]]).all()
 
-    @njit
-    def log_all(v):
-        out = np.empty_like(v)
-        for i in range(v.size):
-            out[i] = _log(v[i])
-        return out
-
     v = np.concatenate([np.geomspace(1.2e-38, 3e38, 200_001), np.linspace(0.5, 2.0, 10_001)]).astype(np.float32)
     reference = np.log(v.astype(np.float64))
-    assert np.all(np.abs(log_all(v) - reference) <= 3 * np.finfo(np.float32).eps * np.maximum(np.abs(reference), 1.0))
+    tolerance = 3 * np.finfo(np.float32).eps * np.maximum(np.abs(reference), 1.0)
+    assert np.all(np.abs(_map_compiled(_log, v) - reference) <= tolerance)
 
 
 # ---------------------------------------------------------------- whole model
@@ -823,8 +829,6 @@ def test_compiled_pairwise_kernel_propagates_nan():
 
 
 def test_cpu_kernel_exp_and_log1p_are_float32_accurate():
-    from numba import njit
-
     from spikeinterface_tavrnn.model.cpu_kernels import _exp_into, _log1p
 
     x = np.concatenate([np.linspace(-87.0, 88.0, 200_001), [0.0, -1e-30, 1e-30]]).astype(np.float32)
@@ -833,15 +837,8 @@ def test_cpu_kernel_exp_and_log1p_are_float32_accurate():
     reference = np.exp(x.astype(np.float64))
     assert np.max(np.abs(out - reference) / reference) < 4 * np.finfo(np.float32).eps
 
-    @njit
-    def log1p_all(u):
-        out = np.empty_like(u)
-        for i in range(u.size):
-            out[i] = _log1p(u[i])
-        return out
-
     u = np.concatenate([np.linspace(0.0, 1.0, 100_001), np.geomspace(1e-38, 1e-3, 1_000)]).astype(np.float32)
-    got = log1p_all(u).astype(np.float64)
+    got = _map_compiled(_log1p, u).astype(np.float64)
     reference = np.log1p(u.astype(np.float64))
     assert np.all(np.abs(got - reference) <= 4 * np.finfo(np.float32).eps * np.maximum(reference, 1e-45))
 
