@@ -695,18 +695,19 @@ def test_workspace_pool_keeps_few_sets():
 
 # ---------------------------------------------------------------- compiled CPU kernels (float32)
 def _kernel_calls(monkeypatch):
-    """Count the calls of the compiled forward and backward kernels."""
-    from spikeinterface_tavrnn.model import cpu_kernels
+    """Count the runs of the compiled forward and backward kernels (through :func:`.omp_team.run`)."""
+    from spikeinterface_tavrnn.model import cpu_kernels, omp_team
 
     calls = {"forward": 0, "backward": 0}
-    for name in calls:
-        original = getattr(cpu_kernels, f"sequence_{name}")
+    original = omp_team.run
 
-        def counted(*args, _original=original, _name=name):
-            calls[_name] += 1
-            return _original(*args)
+    def counted(entry, tb, n_threads):
+        for name in calls:
+            if entry is getattr(cpu_kernels, f"{name}_entry"):
+                calls[name] += 1
+        return original(entry, tb, n_threads)
 
-        monkeypatch.setattr(cpu_kernels, f"sequence_{name}", counted)
+    monkeypatch.setattr(omp_team, "run", counted)
     return calls
 
 
@@ -774,6 +775,48 @@ def test_cpu_kernels_continue_a_recurrent_state(monkeypatch):
     with torch.no_grad():
         first = module(prep.chunk(0, 4), sample=False).state.detach()
     _assert_kernels_match_torch(module, prep.chunk(4, 7), calls, state=first, names=_OUTPUT_NAMES + ("attention",))
+
+
+@pytest.mark.parametrize("attention", ["readout", "mean", None])
+def test_cpu_kernels_on_a_team_match_torch_and_do_not_depend_on_its_size(attention, monkeypatch):
+    # 300 nodes: ten row blocks, split 3/3/4 among three threads (the last block partial); sums over nodes are
+    # formed per block, so every team size gives the same bits
+    from spikeinterface_tavrnn.model import omp_team, sequence
+
+    if omp_team._runtime() is None:
+        pytest.skip("no OpenMP runtime of PyTorch here: the kernels run on the calling thread alone")
+    calls = _kernel_calls(monkeypatch)
+    sizes = []
+    original_run = omp_team.run
+
+    def recorded(entry, tb, n_threads):
+        sizes.append(n_threads)
+        return original_run(entry, tb, n_threads)
+
+    monkeypatch.setattr(omp_team, "run", recorded)
+    prep = prepare_sequence(_random_graphs(n=300, t=5, p=0.02, features=True), "graph")
+    torch.manual_seed(7)
+    options = {"attention": attention is not None, "history_node": attention == "readout", "attention_window": 3}
+    module = TAVRNNModule(prep.n_features, "graph", h_dim=6, z_dim=3, **options)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    names = _OUTPUT_NAMES + (("attention",) if attention else ())
+    results = {}
+    for team in (1, 2, 3):
+        monkeypatch.setattr(sequence, "kernel_team_size", lambda n_nodes, team=team: team)
+        sizes.clear()
+        module.zero_grad()
+        out = module(prep, sample=True, generator=torch.Generator().manual_seed(0))
+        (reconstruction_loss(out.z, prep, "dense").sum() + (out.mu**3).sum() + (out.prior_mu**2).sum()).backward()
+        assert team in sizes  # the kernels ran on a team of this size
+        results[team] = ({n: getattr(out, n) for n in names}, {n: p.grad.clone() for n, p in module.named_parameters()})
+    for team in (2, 3):
+        for name in names:
+            assert torch.equal(results[team][0][name], results[1][0][name]), (team, name)
+        for name, grad in results[team][1].items():
+            assert torch.equal(grad, results[1][1][name]), (team, name)
+    _assert_kernels_match_torch(module, prep, calls, names=names)  # (team of 3: the last size set)
 
 
 def test_cpu_kernels_are_used_only_where_they_apply(monkeypatch):

@@ -26,9 +26,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit
+from numba import cfunc, njit, types
 
+from . import omp_team
 from .cpu_kernels import _FASTMATH, _exp, _log1p
+from .omp_team import f32, f64, i64, table, team_position, value
 
 __all__ = ["PairwiseSum", "pairwise_softplus_sum_grad", "row_splits"]
 
@@ -181,6 +183,23 @@ def pairwise_rows(zt, n, row_lo, row_hi, totals, grad_t, x, g):
         totals[t] += total
 
 
+_TEAM_LAYOUT = omp_team.Layout(["f4:3", "int", "i8:1", "f8:2", "f4:4"])
+
+
+@cfunc(types.void(types.voidptr), cache=True)
+def _team_entry(data):
+    """:func:`pairwise_rows` for one thread of a team (:mod:`.omp_team`): the parts ``thread, thread + n_threads,
+    ...`` of the row bounds. Table: ``zt`` (T, k, N8), ``n``, ``bounds`` (P + 1,), ``totals`` (P, T) float64,
+    ``grad_t`` (P, T, k, N8)."""
+    tb = table(data)
+    thread, n_threads, _ = team_position(tb)
+    zt, n, bounds, totals, grads = f32(tb, 0, 3), value(tb, 1), i64(tb, 2, 1), f64(tb, 3, 2), f32(tb, 4, 4)
+    x = np.zeros((_ROWS, zt.shape[2]), dtype=np.float32)
+    g = np.zeros((_ROWS, zt.shape[2]), dtype=np.float32)
+    for part in range(thread, bounds.size - 1, n_threads):
+        pairwise_rows(zt, n, bounds[part], bounds[part + 1], totals[part], grads[part], x, g)
+
+
 def row_splits(n_nodes: int, n_parts: int, row_overhead: float = _ROW_OVERHEAD) -> list[int]:
     """Row boundaries ``0 = r_0 < ... < r_p = n_nodes`` (multiples of the block size) giving each part about the
     same work: row ``i`` costs its ``n_nodes - i`` columns plus ``row_overhead`` columns' worth of fixed cost."""
@@ -260,7 +279,12 @@ class PairwiseSum:
         if self.loaded < self.n_windows:
             self._load(z, self.loaded, self.n_windows)
         t0, t1 = self.started, self.n_windows
-        if t1 > t0:
+        team = omp_team.team_size(limit=self.parts) if t0 == 0 else 1
+        if t1 > t0 and team > 1:  # on PyTorch's own threads (see omp_team): they may still be busy-waiting
+            bounds = np.asarray(self.bounds, dtype=np.int64)
+            arrays = (self.zt, self.n, bounds, self.totals, self.grads)
+            omp_team.run(_team_entry, omp_team.pack(_TEAM_LAYOUT, arrays), team)
+        elif t1 > t0:
             # split rows: part 0 on this thread, the others on the pool (after any started range)
             futures = [
                 _pool(self.parts - 1).submit(self._run, p, t0, t1, self.bounds[p], self.bounds[p + 1])

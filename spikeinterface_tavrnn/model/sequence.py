@@ -34,6 +34,7 @@ from .attention import (
     published_step_backward,
     published_step_forward,
 )
+from . import cpu_kernels, omp_team
 from .fused import step_backward, step_forward
 
 __all__ = ["SequenceSpec", "FusedSequence", "WorkspacePool"]
@@ -197,7 +198,10 @@ class FusedSequence(torch.autograd.Function):
         saved_steps, saved_att, spans = [], [], []
         if kernels:
             run = (spec, proj, eps, step_params, att_params, mu, sigma, z, states, work, attention)
-            half = n_windows // 2 if spec.on_windows is not None else 0
+            # alone, the recurrence hands its first half of the windows to on_windows, to run beside its second
+            # half; a team of threads leaves no core free for that
+            alone = kernel_team_size(n) == 1
+            half = n_windows // 2 if spec.on_windows is not None and alone else 0
             if half:
                 _kernel_forward(*run, 0, half)
                 spec.on_windows(z, 0, half)
@@ -397,8 +401,6 @@ def _np_t(w: Tensor) -> np.ndarray:
 def _kernel_forward(spec, proj, eps, step_params, att_params, mu, sigma, z, states, work, attention, t0, t1) -> None:
     """:func:`.cpu_kernels.sequence_forward` over windows ``t0 <= t < t1`` (from the state ``states[t0]``), writing
     the outputs and the buffers of ``work``."""
-    from .cpu_kernels import sequence_forward
-
     w_h, b_enc, w_post, b_post, w_z, b_z, w_gz, b_gru, w_hc = step_params
     memory = spec.memory
     attend = memory is not None
@@ -420,24 +422,30 @@ def _kernel_forward(spec, proj, eps, step_params, att_params, mu, sigma, z, stat
         extra = (_DUMMY[3], _DUMMY[3], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[3])
         att_out = _DUMMY[2]
     indptr, indices, values = spec.csr
+    n, d = states.shape[1:]
+    n_threads = kernel_team_size(n)
+    shared_scratch = (
+        np.empty((n, d), dtype=np.float32), np.empty((n, 3 * d), dtype=np.float32),
+        np.empty((n, d), dtype=np.float32), _partials(n, d, memory),
+    )  # fmt: skip
+    args = (
+        *shared_scratch,
+        indptr[t0:t1], indices, values, _np(proj if shared else proj[t0:t1]), shared,
+        _np(None if eps is None else eps[t0:t1], 3), eps is not None, states[t0].numpy(),
+        _np_t(w_h), _np(b_enc), _np_t(w_post), _np(b_post), _np_t(w_z), _np(b_z), _np_t(w_gz), _np(b_gru),
+        _np_t(w_hc),
+        attend, *att,
+        mu[t0:t1].numpy(), sigma[t0:t1].numpy(), z[t0:t1].numpy(), states[t0 : t1 + 1].numpy(),
+        *(work[x][t0:t1].numpy() for x in ("ae", "pz", "rh", "e", "sr", "sg", "c")),
+        *extra, att_out,
+    )  # fmt: skip
     with _one_blas_thread():
-        sequence_forward(
-            indptr[t0:t1], indices, values, _np(proj if shared else proj[t0:t1]), shared,
-            _np(None if eps is None else eps[t0:t1], 3), eps is not None, states[t0].numpy(),
-            _np_t(w_h), _np(b_enc), _np_t(w_post), _np(b_post), _np_t(w_z), _np(b_z), _np_t(w_gz), _np(b_gru),
-            _np_t(w_hc),
-            attend, *att,
-            mu[t0:t1].numpy(), sigma[t0:t1].numpy(), z[t0:t1].numpy(), states[t0 : t1 + 1].numpy(),
-            *(work[x][t0:t1].numpy() for x in ("ae", "pz", "rh", "e", "sr", "sg", "c")),
-            *extra, att_out,
-        )  # fmt: skip
+        omp_team.run(cpu_kernels.forward_entry, omp_team.pack(cpu_kernels.FORWARD_LAYOUT, args), n_threads)
 
 
 def _kernel_backward(ctx, z, step_params, d_mu, d_sigma, d_z, d_h_prev, d_h_last, d_hp, grads) -> Tensor:
     """:func:`.cpu_kernels.sequence_backward` over every window; fills ``d_hp`` and ``grads`` and returns the
     gradient of the initial state."""
-    from .cpu_kernels import sequence_backward
-
     spec, memory = ctx.spec, ctx.spec.memory
     ae, pz, rh, states = ctx.buffers
     _, work = ctx.work
@@ -462,14 +470,34 @@ def _kernel_backward(ctx, z, step_params, d_mu, d_sigma, d_z, d_h_prev, d_h_last
                _DUMMY[2], 0, 0, _DUMMY[3], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[3], _DUMMY[2])  # fmt: skip
         att_sink = (_DUMMY[3], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[2])
     indptr, indices, values = spec.csr
+    n, d = states.shape[1:]
+    carry = torch.empty(n, d, dtype=torch.float32)
+    args = (
+        carry.numpy(), np.empty((n, d), dtype=np.float32), _partials(n, d, memory),
+        indptr, indices, values, _np(eps, 3), eps is not None, states.numpy(), ae.numpy(), pz.numpy(), rh.numpy(),
+        *(work[x].numpy() for x in ("e", "sr", "sg", "c")), z.detach().numpy(),
+        _np(w_h, 2), _np(w_post, 2), _np(w_z, 2), _np(w_gz, 2), _np(w_hc, 2),
+        *att,
+        _np(d_mu, 3), _np(d_sigma, 3), _np(d_z, 3), _np(d_h_prev, 3),
+        d_mu is not None, d_sigma is not None, d_z is not None, d_h_prev is not None, _np(d_h_last, 2),
+        d_hp.numpy(), *(grads[x].numpy() for x in ("d_a1", "d_post", "d_pz", "d_gsr", "d_gc")), *att_sink,
+    )  # fmt: skip
     with _one_blas_thread():
-        carry = sequence_backward(
-            indptr, indices, values, _np(eps, 3), eps is not None, states.numpy(), ae.numpy(), pz.numpy(), rh.numpy(),
-            *(work[x].numpy() for x in ("e", "sr", "sg", "c")), z.detach().numpy(),
-            _np(w_h, 2), _np(w_post, 2), _np(w_z, 2), _np(w_gz, 2), _np(w_hc, 2),
-            *att,
-            _np(d_mu, 3), _np(d_sigma, 3), _np(d_z, 3), _np(d_h_prev, 3),
-            d_mu is not None, d_sigma is not None, d_z is not None, d_h_prev is not None, _np(d_h_last, 2),
-            d_hp.numpy(), *(grads[x].numpy() for x in ("d_a1", "d_post", "d_pz", "d_gsr", "d_gc")), *att_sink,
-        )  # fmt: skip
-    return torch.from_numpy(carry)
+        omp_team.run(cpu_kernels.backward_entry, omp_team.pack(cpu_kernels.BACKWARD_LAYOUT, args), kernel_team_size(n))
+    return carry
+
+
+def kernel_team_size(n_nodes: int) -> int:
+    """Threads the compiled recurrence runs on for ``n_nodes`` nodes: PyTorch's thread count (see
+    :mod:`.omp_team`), with at least four row blocks per thread."""
+    from .cpu_kernels import _BLOCK
+
+    return omp_team.team_size(limit=max(1, -(-n_nodes // _BLOCK) // 4))
+
+
+def _partials(n_nodes: int, d: int, memory: dict | None) -> np.ndarray:
+    """The kernels' per-block sums over nodes: (blocks, d + memory length + 2)."""
+    from .cpu_kernels import _BLOCK
+
+    length = 0 if memory is None else memory["summaries"].shape[0]
+    return np.empty((-(-n_nodes // _BLOCK), d + length + 2), dtype=np.float32)
