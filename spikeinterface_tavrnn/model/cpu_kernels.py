@@ -138,11 +138,20 @@ def _spmm(row_ptr, indices, values, x, out, r0, r1):
     for i in range(r0, r1):
         orow = out[i]
         orow[:] = 0.0
-        for p in range(row_ptr[i], row_ptr[i + 1]):
-            xrow = x[indices[p]]
-            v = values[p]
+        p, stop = row_ptr[i], row_ptr[i + 1]
+        # four neighbours per update of the output row: its loads and stores, not the products, were the limit
+        while p + 3 < stop:
+            xa, xb, xc, xd = x[indices[p]], x[indices[p + 1]], x[indices[p + 2]], x[indices[p + 3]]
+            va, vb, vc, vd = values[p], values[p + 1], values[p + 2], values[p + 3]
             for c in range(width):
-                orow[c] += v * xrow[c]
+                orow[c] += (va * xa[c] + vb * xb[c]) + (vc * xc[c] + vd * xd[c])
+            p += 4
+        while p < stop:
+            xa = x[indices[p]]
+            va = values[p]
+            for c in range(width):
+                orow[c] += va * xa[c]
+            p += 1
 
 
 # ------------------------------------------------------------------ forward

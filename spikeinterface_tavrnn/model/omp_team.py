@@ -161,10 +161,13 @@ class Layout:
 
     def __init__(self, codes: Sequence[str]):
         self.codes = tuple(codes)
+        specs = []
         for code in self.codes:
             array = len(code) == 4 and code[:3] in ("f4:", "f8:", "i4:", "i8:") and code[3] in "1234"
             if code not in ("int", "bool") and not array:
                 raise ValueError(f"unknown argument code {code!r}")
+            specs.append((np.dtype(code[:2]), int(code[3])) if array else (None, 0))
+        self.specs = tuple(specs)
 
 
 def pack(layout: Layout, args: Sequence) -> np.ndarray:
@@ -172,26 +175,25 @@ def pack(layout: Layout, args: Sequence) -> np.ndarray:
 
     The arrays must stay alive (and unmoved) until the run ends: the table holds their addresses only.
     """
-    if len(args) != len(layout.codes):
-        raise ValueError(f"expected {len(layout.codes)} arguments, got {len(args)}")
-    tb = np.zeros(_HEADER + _SLOT * len(args), dtype=np.int64)
-    tb[0] = tb.size
-    for i, (code, arg) in enumerate(zip(layout.codes, args)):
+    if len(args) != len(layout.specs):
+        raise ValueError(f"expected {len(layout.specs)} arguments, got {len(args)}")
+    slots = [0] * (_HEADER + _SLOT * len(args))
+    slots[0] = len(slots)
+    for i, ((dtype, ndim), arg) in enumerate(zip(layout.specs, args)):
         slot = _HEADER + _SLOT * i
-        if code in ("int", "bool"):
-            if isinstance(arg, np.ndarray) or not isinstance(arg, (int, bool, np.integer, np.bool_)):
-                raise TypeError(f"argument {i} must be an {code}, got {type(arg).__name__}")
-            tb[slot] = int(arg)
+        if dtype is None:
+            if isinstance(arg, np.ndarray) or not isinstance(arg, (int, np.integer, np.bool_)):
+                raise TypeError(f"argument {i} must be an {layout.codes[i]}, got {type(arg).__name__}")
+            slots[slot] = int(arg)
             continue
-        dtype, ndim = np.dtype(code[:2]), int(code[3])
         if not isinstance(arg, np.ndarray) or arg.dtype != dtype or arg.ndim != ndim:
             got = f"{arg.dtype} array of {arg.ndim} dimensions" if isinstance(arg, np.ndarray) else type(arg).__name__
             raise TypeError(f"argument {i} must be a {dtype} array of {ndim} dimensions, got {got}")
         if not arg.flags.c_contiguous:
             raise ValueError(f"argument {i} must be C-contiguous")
-        tb[slot] = arg.ctypes.data
-        tb[slot + 1 : slot + 1 + ndim] = arg.shape
-    return tb
+        slots[slot] = arg.__array_interface__["data"][0]
+        slots[slot + 1 : slot + 1 + ndim] = arg.shape
+    return np.array(slots, dtype=np.int64)
 
 
 class _Runtime:
