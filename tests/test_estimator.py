@@ -308,6 +308,34 @@ def test_planted_communities_and_link_detection(link_scores):
     assert scores["prediction_auc"] >= 0.75, scores
 
 
+def test_fit_on_a_team_of_threads_recovers_planted_communities_and_repeats(monkeypatch):
+    # 320 nodes and two threads: the compiled recurrence and the dense term run on a team of PyTorch's OpenMP
+    # threads (model.omp_team), rows split among them; fits must still be repeatable and recover the communities
+    from spikeinterface_tavrnn.model import omp_team
+
+    if omp_team._runtime() is None:
+        pytest.skip("no OpenMP runtime of PyTorch here: the kernels run on the calling thread alone")
+    sizes = []
+    original_run = omp_team.run
+
+    def recorded(entry, tb, n_threads):
+        sizes.append(n_threads)
+        return original_run(entry, tb, n_threads)
+
+    monkeypatch.setattr(omp_team, "run", recorded)
+    graphs, labels = dynamic_sbm(
+        n_nodes=320, n_windows=5, n_communities=4, change_windows=(3,), p_in=0.15, p_out=0.002, seed=0
+    )
+    fits = [TAVRNN(epochs=200, early_stopping=None, seed=0, num_threads=2).fit(graphs) for _ in range(2)]
+    assert 2 in sizes
+    np.testing.assert_array_equal(fits[0].loss_history_, fits[1].loss_history_)
+    embeddings = fits[0].transform(graphs)
+    np.testing.assert_array_equal(embeddings, fits[1].transform(graphs))
+    aris = _ari_per_window(embeddings, labels, 4)
+    print("planted ARI per window, team of two", np.round(aris, 3))
+    assert min(aris) >= 0.9, aris
+
+
 def test_attention_at_least_as_good_as_vgrnn_on_links(link_scores):
     diffs = []
     for seed in (0, 1):

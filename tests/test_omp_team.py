@@ -57,6 +57,14 @@ def test_team_runs_every_thread_once_and_its_barrier_holds(n_threads):
     assert (values[:n_threads] == 5).all() and not values[n_threads:].any()
 
 
+def test_without_the_runtime_everything_runs_on_the_calling_thread(monkeypatch):
+    monkeypatch.setattr(omp_team, "_RUNTIME", [None])
+    assert omp_team.team_size() == 1
+    seen, values = _run_record(3)
+    assert seen.tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    assert values[0].tolist() == [5, 5, 5] and not values[1:].any()
+
+
 def test_team_size_follows_pytorch_threads_and_limit():
     before = torch.get_num_threads()
     try:

@@ -12,6 +12,14 @@ Exponentials and logarithms use the vectorisable float32 approximations :func:`_
 (within ~2 float32 ulps of the exact values): numba's ``math.exp`` is a scalar library call, several times slower
 than the SIMD kernels of PyTorch that they replace.
 
+Both passes run on a team of PyTorch's OpenMP threads (:mod:`.omp_team`; the entry points :func:`forward_entry` and
+:func:`backward_entry` at the end of this module). Each thread takes whole blocks of ``_BLOCK`` rows; the threads meet
+at a barrier before each sparse product (which reads every row of its input) and each sum over nodes. Sums over
+nodes are formed per block, then over the blocks in order, so a team of any size gives the same bits. The small
+per-window quantities of the attention (summary, query, weights, context, gate) are computed by every thread alike
+and stored by thread 0. On 2 cores at DishBrain size the forward pass took 9.0 ms on a team of two against 15 ms
+alone, the backward pass 8.2-8.7 ms against 14.5 ms.
+
 Sparse adjacencies are passed as one CSR over all windows: ``indptr`` (T, N + 1) int64 offsets into ``indices``
 (int32) and ``values``. The forward kernel takes weight matrices transposed (input-major) and the backward kernel
 takes them as stored (output-major), so that every product reads contiguous rows.

@@ -14,9 +14,11 @@ the first-level cache:
 * the gradient ``d/dz_i = 2 sum_j sigmoid(x_ij) z_j`` is accumulated in the same pass, for the block's rows (a
   reduction) and, by symmetry, for the columns (a scatter into the transposed gradient).
 
-The rows are split between threads (``nogil`` kernels on a small thread pool) at points that give each the same
-work; every thread writes its own gradient buffer, summed at the end. Windows can also be handed over in ranges as
-they become final (:class:`PairwiseSum`), a range running on a pool thread while the caller goes on.
+The rows are split between threads at points that give each the same work; every thread writes its own gradient
+buffer, summed at the end. The threads are PyTorch's own OpenMP workers where :mod:`.omp_team` found them, else
+``nogil`` kernels on a small thread pool. Windows can also be handed over in ranges as they become final
+(:class:`PairwiseSum`), a range running on a pool thread while the caller goes on (used where the recurrence runs on
+the calling thread alone).
 """
 
 from __future__ import annotations

@@ -254,8 +254,10 @@ class PairwiseSchedule:
     """The compiled dense term of a ``z`` that the model's compiled recurrence is still producing.
 
     Where this work runs matters on the CPU: after a parallel PyTorch operation, PyTorch's OpenMP workers keep their
-    cores busy-waiting for several milliseconds (~8 ms measured), and a kernel thread started then shares a core with
-    one of them (the two-thread pass took 15 ms instead of 8). The recurrence (single-threaded, compiled) calls
+    cores busy-waiting for several milliseconds (~8 ms measured), and a thread of our own started then shares a core
+    with one of them (the two-thread pass took 15 ms instead of 8). Where PyTorch's OpenMP runtime was found
+    (:mod:`.omp_team`), the recurrence and then this term run on those very workers: :meth:`finish` splits the rows
+    among them right after the recurrence. Otherwise the recurrence runs on the calling thread alone and calls
     :meth:`windows_done` when its first half of the windows is final, by which time the workers have gone to sleep:
     those windows then run on a second thread while the recurrence finishes, and :meth:`finish` runs the rest on every
     thread before any other operation.

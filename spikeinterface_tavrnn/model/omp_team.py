@@ -36,7 +36,9 @@ __all__ = [
     "Layout", "barrier", "f32", "f64", "i32", "i64", "pack", "run", "table", "team_position", "team_size", "value",
 ]  # fmt: skip
 
-# table slots before the arguments: table length, omp_get_thread_num, omp_get_num_threads, GOMP_barrier
+# Table slots before the arguments: table length, omp_get_thread_num, omp_get_num_threads, GOMP_barrier. These two
+# constants are compiled into every entry point that reads a table; numba's cache of a module follows that module's
+# own source file only, so after changing them, clear the caches of the modules that use this one.
 _HEADER = 4
 _SLOT = 5  # per argument: address (or value) and up to four dimensions
 

@@ -96,7 +96,8 @@ class SequenceSpec:
         Set by :class:`FusedSequence`: whether the compiled kernels ran.
     on_windows : callable or None
         ``on_windows(z, 0, t1)``, called by the compiled forward pass once its first half of the windows
-        (``t < t1``) is final, so that work on them can start while the second half runs.
+        (``t < t1``) is final, so that work on them can start while the second half runs. Only when the pass runs on
+        the calling thread alone (see :func:`kernel_team_size`): a team of threads leaves no core free for it.
     """
 
     adjacency: list

@@ -221,9 +221,10 @@ class VGRNN(nn.Module):
             Continue from the state a previous pass ended in (``ModelOutput.state``, detached for truncated
             back-propagation); None starts the sequence (zero state, empty attention memory).
         precompute_pairwise : bool, default: False
-            Also compute the dense reconstruction term of ``z`` with the compiled CPU kernel, its first half beside
-            the compiled recurrence's second half (``ModelOutput.pairwise``; see :class:`.losses.PairwiseSchedule`
-            for why). Only where the recurrence ran compiled; otherwise the loss computes it when needed.
+            Also compute the dense reconstruction term of ``z`` with the compiled CPU kernel, right after (or, on the
+            calling thread alone, partly beside) the compiled recurrence (``ModelOutput.pairwise``; see
+            :class:`.losses.PairwiseSchedule` for why). Only where the recurrence ran compiled; otherwise the loss
+            computes it when needed.
         """
         d, k = self.h_dim, self.z_dim
         n_windows, n = prepared.n_windows, prepared.n_total
