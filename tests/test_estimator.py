@@ -326,7 +326,7 @@ def test_fit_on_a_team_of_threads_recovers_planted_communities_and_repeats(monke
     graphs, labels = dynamic_sbm(
         n_nodes=320, n_windows=5, n_communities=4, change_windows=(3,), p_in=0.15, p_out=0.002, seed=0
     )
-    fits = [TAVRNN(epochs=200, early_stopping=None, seed=0, num_threads=2).fit(graphs) for _ in range(2)]
+    fits = [TAVRNN(epochs=200, early_stopping=None, seed=0, num_threads=2, device="cpu").fit(graphs) for _ in range(2)]
     assert 2 in sizes
     np.testing.assert_array_equal(fits[0].loss_history_, fits[1].loss_history_)
     embeddings = fits[0].transform(graphs)
