@@ -13,6 +13,7 @@ from spikeinterface_tavrnn.graphs import GraphSequence
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _dynamic_sbm import dynamic_sbm  # noqa: E402
+from _team import record_team_sizes  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -315,14 +316,7 @@ def test_fit_on_a_team_of_threads_recovers_planted_communities_and_repeats(monke
 
     if omp_team._runtime() is None:
         pytest.skip("no OpenMP runtime of PyTorch here: the kernels run on the calling thread alone")
-    sizes = []
-    original_run = omp_team.run
-
-    def recorded(entry, tb, n_threads):
-        sizes.append(n_threads)
-        return original_run(entry, tb, n_threads)
-
-    monkeypatch.setattr(omp_team, "run", recorded)
+    sizes = record_team_sizes(monkeypatch)
     graphs, labels = dynamic_sbm(
         n_nodes=320, n_windows=5, n_communities=4, change_windows=(3,), p_in=0.15, p_out=0.002, seed=0
     )

@@ -25,6 +25,7 @@ from spikeinterface_tavrnn.model import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _prepared import as_double as _double  # noqa: E402
+from _team import record_team_sizes  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -786,14 +787,7 @@ def test_cpu_kernels_on_a_team_match_torch_and_do_not_depend_on_its_size(attenti
     if omp_team._runtime() is None:
         pytest.skip("no OpenMP runtime of PyTorch here: the kernels run on the calling thread alone")
     calls = _kernel_calls(monkeypatch)
-    sizes = []
-    original_run = omp_team.run
-
-    def recorded(entry, tb, n_threads):
-        sizes.append(n_threads)
-        return original_run(entry, tb, n_threads)
-
-    monkeypatch.setattr(omp_team, "run", recorded)
+    sizes = record_team_sizes(monkeypatch)
     prep = prepare_sequence(_random_graphs(n=300, t=5, p=0.02, features=True), "graph")
     torch.manual_seed(7)
     options = {"attention": attention is not None, "history_node": attention == "readout", "attention_window": 3}

@@ -99,3 +99,25 @@ def test_pack_checks_every_argument():
         omp_team.Layout(["f4:5"])
     with pytest.raises(ValueError, match="unknown argument code"):
         omp_team.Layout(["f4"])
+
+
+@pytest.mark.parametrize("name", ["forward", "backward"])
+def test_entry_layouts_follow_the_kernel_signatures(name):
+    # the entry points read their tables in the order of these lists: a list out of step with its kernel would
+    # hand it the wrong arrays
+    import inspect
+
+    from spikeinterface_tavrnn.model import cpu_kernels
+
+    kernel = getattr(cpu_kernels, f"sequence_{name}").py_func
+    arguments = getattr(cpu_kernels, f"_{name.upper()}_ARGUMENTS")
+    parameters = list(inspect.signature(kernel).parameters)
+    assert parameters[:3] == ["thread", "n_threads", "barrier_at"]
+    assert [argument for argument, _ in arguments] == parameters[3:]
+    layout = getattr(cpu_kernels, f"{name.upper()}_LAYOUT")
+    assert layout.codes == tuple(code for _, code in arguments)
+    source = inspect.getsource(getattr(cpu_kernels, f"{name}_entry").__wrapped__)
+    readers = {"f4": "f32", "i4": "i32", "i8": "i64"}
+    for i, (_, code) in enumerate(arguments):  # each argument read at its own index, with its type and rank
+        expected = f"value(tb, {i})" if code in ("int", "bool") else f"{readers[code[:2]]}(tb, {i}, {code[3]})"
+        assert expected in source, (i, expected)
