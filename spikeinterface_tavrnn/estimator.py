@@ -181,7 +181,9 @@ class TAVRNN:
     num_threads : int, "auto" or None, default: "auto"
         CPU threads torch uses while this estimator computes. "auto": one thread for graphs of at most 512 nodes,
         whose per-window operations are too small to gain from threads (on a busy machine, torch's default threads
-        made such models 10-50 times slower), and torch's own setting above that; None: torch's own setting.
+        made such models 10-50 times slower), and torch's own setting above that; None: torch's own setting. The
+        compiled CPU kernels run on the same threads (torch's OpenMP workers, rows split among them), so on a
+        machine whose cores are busy with other work, fewer threads can be faster.
     bptt_windows : int or None, default: None
         Truncated back-propagation through time: the gradient flows through at most this many consecutive windows.
         The recurrence and attention still run over the whole sequence (state and attended history are carried

@@ -34,7 +34,6 @@ from .attention import (
     published_step_backward,
     published_step_forward,
 )
-from . import cpu_kernels, omp_team
 from .fused import step_backward, step_forward
 
 __all__ = ["SequenceSpec", "FusedSequence", "WorkspacePool"]
@@ -422,6 +421,8 @@ def _kernel_forward(spec, proj, eps, step_params, att_params, mu, sigma, z, stat
                _DUMMY[1], _DUMMY[3], _DUMMY[2], 0, 0)  # fmt: skip
         extra = (_DUMMY[3], _DUMMY[3], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[3])
         att_out = _DUMMY[2]
+    from . import cpu_kernels, omp_team  # compiled on first use: importing the model stays light
+
     indptr, indices, values = spec.csr
     n, d = states.shape[1:]
     n_threads = kernel_team_size(n)
@@ -470,6 +471,8 @@ def _kernel_backward(ctx, z, step_params, d_mu, d_sigma, d_z, d_h_prev, d_h_last
         att = (False, False, _DUMMY[1], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[3], _DUMMY[2], _DUMMY[3],
                _DUMMY[2], 0, 0, _DUMMY[3], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[3], _DUMMY[2])  # fmt: skip
         att_sink = (_DUMMY[3], _DUMMY[2], _DUMMY[2], _DUMMY[2], _DUMMY[2])
+    from . import cpu_kernels, omp_team
+
     indptr, indices, values = spec.csr
     n, d = states.shape[1:]
     carry = torch.empty(n, d, dtype=torch.float32)
@@ -491,6 +494,7 @@ def _kernel_backward(ctx, z, step_params, d_mu, d_sigma, d_z, d_h_prev, d_h_last
 def kernel_team_size(n_nodes: int) -> int:
     """Threads the compiled recurrence runs on for ``n_nodes`` nodes: PyTorch's thread count (see
     :mod:`.omp_team`), with at least four row blocks per thread."""
+    from . import omp_team
     from .cpu_kernels import _BLOCK
 
     return omp_team.team_size(limit=max(1, -(-n_nodes // _BLOCK) // 4))
