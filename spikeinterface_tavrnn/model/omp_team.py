@@ -18,6 +18,9 @@ How a kernel is run:
 
 Where PyTorch's OpenMP runtime cannot be found, or fails the first trial run, :func:`team_size` is 1 and
 :func:`run` calls the entry point on the calling thread alone (with :func:`barrier` a no-op).
+
+A kernel run this way must not raise (numba's numpy error model, no bounds checks, shapes checked before the run):
+a thread that left early would leave the others waiting at a barrier.
 """
 
 from __future__ import annotations
