@@ -222,8 +222,8 @@ class TAVRNN:
     Notes
     -----
     On the CPU, one-layer models with gated or no attention run their recurrence in numba kernels
-    (:mod:`spikeinterface_tavrnn.model.cpu_kernels`), compiled at the first fit after installation (~20 s, then
-    cached on disk); the published attention, float64 and CUDA run the same arithmetic as PyTorch operations.
+    (:mod:`spikeinterface_tavrnn.model.cpu_kernels`), compiled at the first fit after installation (several seconds,
+    then cached on disk); the published attention, float64 and CUDA run the same arithmetic as PyTorch operations.
 
     Examples
     --------

@@ -64,8 +64,6 @@ class PreparedSequence:
     pos_pattern : Tensor
         Positive pairs of the reconstruction target (edges in both directions plus the diagonal, the published GAE
         target A + I) as a block-diagonal symmetric sparse CSR pattern over (T * N') rows.
-    pos_window : Tensor
-        Window of each stored entry of ``pos_pattern``, in CSR order.
     pos_counts : Tensor
         Positive pairs per window, shape (T,).
     edge_index_with_loops : list of Tensor
@@ -80,7 +78,6 @@ class PreparedSequence:
     features: Any
     n_features: int
     pos_pattern: Tensor
-    pos_window: Tensor
     pos_counts: Tensor
     edge_index_with_loops: list = field(default_factory=list)
     device: torch.device = torch.device("cpu")
@@ -105,7 +102,7 @@ class PreparedSequence:
         if start == 0 and stop == self.n_windows:
             return self
         loops = self.edge_index_with_loops[start:stop]
-        pattern, window, counts = _positive_pattern(loops, self.n_total, self.device)
+        pattern, counts = _positive_pattern(loops, self.n_total, self.device)
         # None (identity), one sparse matrix per window (adjacency) or a dense (T, N', F) tensor
         features = None if self.features is None else self.features[start:stop]
         return PreparedSequence(
@@ -117,7 +114,6 @@ class PreparedSequence:
             features=features,
             n_features=self.n_features,
             pos_pattern=pattern,
-            pos_window=window,
             pos_counts=counts,
             edge_index_with_loops=loops,
             device=self.device,
@@ -232,7 +228,7 @@ def prepare_sequence(
             x = np.concatenate([x, x.mean(axis=1, keepdims=True)], axis=1)
         features = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=device)
         n_features = int(x.shape[2])
-    pos_pattern, pos_window, pos_counts = _positive_pattern(with_loops, n_total, device)
+    pos_pattern, pos_counts = _positive_pattern(with_loops, n_total, device)
     return PreparedSequence(
         n_windows=n_windows,
         n_nodes=n,
@@ -242,15 +238,14 @@ def prepare_sequence(
         features=features,
         n_features=n_features,
         pos_pattern=pos_pattern,
-        pos_window=pos_window,
         pos_counts=pos_counts,
         edge_index_with_loops=with_loops,
         device=device,
     )
 
 
-def _positive_pattern(with_loops: list, n_total: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """The block-diagonal positive pattern over (T * N') rows, the window of each stored entry, and counts."""
+def _positive_pattern(with_loops: list, n_total: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The block-diagonal positive pattern over (T * N') rows, and the positive pairs per window."""
     n_windows = len(with_loops)
     src = torch.cat([loops[0] + t * n_total for t, loops in enumerate(with_loops)])
     dst = torch.cat([loops[1] + t * n_total for t, loops in enumerate(with_loops)])
@@ -259,6 +254,5 @@ def _positive_pattern(with_loops: list, n_total: int, device: torch.device) -> t
         torch.ones(src.numel(), dtype=torch.float32, device=device),
         n_windows * n_total,
     )
-    rows = torch.repeat_interleave(torch.arange(n_windows * n_total, device=device), pattern.crow_indices().diff())
     counts = torch.tensor([loops.shape[1] for loops in with_loops], dtype=torch.float32, device=device)
-    return pattern, torch.div(rows, n_total, rounding_mode="floor"), counts
+    return pattern, counts

@@ -197,11 +197,11 @@ class FusedSequence(torch.autograd.Function):
             n_past, attention = 0, None
         saved_steps, saved_att, spans = [], [], []
         if kernels:
-            run = (spec, proj, eps, step_params, att_params, mu, sigma, z, states, work, attention)
+            n_threads = kernel_team_size(n)
+            run = (spec, proj, eps, step_params, att_params, mu, sigma, z, states, work, attention, n_threads)
             # alone, the recurrence hands its first half of the windows to on_windows, to run beside its second
             # half; a team of threads leaves no core free for that
-            alone = kernel_team_size(n) == 1
-            half = n_windows // 2 if spec.on_windows is not None and alone else 0
+            half = n_windows // 2 if spec.on_windows is not None and n_threads == 1 else 0
             if half:
                 _kernel_forward(*run, 0, half)
                 spec.on_windows(z, 0, half)
@@ -398,9 +398,11 @@ def _np_t(w: Tensor) -> np.ndarray:
     return w.detach().t().contiguous().numpy()
 
 
-def _kernel_forward(spec, proj, eps, step_params, att_params, mu, sigma, z, states, work, attention, t0, t1) -> None:
-    """:func:`.cpu_kernels.sequence_forward` over windows ``t0 <= t < t1`` (from the state ``states[t0]``), writing
-    the outputs and the buffers of ``work``."""
+def _kernel_forward(
+    spec, proj, eps, step_params, att_params, mu, sigma, z, states, work, attention, n_threads, t0, t1
+) -> None:
+    """:func:`.cpu_kernels.sequence_forward` over windows ``t0 <= t < t1`` (from the state ``states[t0]``) on a team
+    of ``n_threads`` (:func:`kernel_team_size`), writing the outputs and the buffers of ``work``."""
     w_h, b_enc, w_post, b_post, w_z, b_z, w_gz, b_gru, w_hc = step_params
     memory = spec.memory
     attend = memory is not None
@@ -425,7 +427,6 @@ def _kernel_forward(spec, proj, eps, step_params, att_params, mu, sigma, z, stat
 
     indptr, indices, values = spec.csr
     n, d = states.shape[1:]
-    n_threads = kernel_team_size(n)
     shared_scratch = (
         np.empty((n, d), dtype=np.float32), np.empty((n, 3 * d), dtype=np.float32),
         np.empty((n, d), dtype=np.float32), _partials(n, d, memory),
