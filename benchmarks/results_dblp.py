@@ -1,0 +1,234 @@
+"""DBLP dynamic link detection and one-step prediction: TAVRNN defaults vs VGRNN, the parity preset and baselines.
+
+Data: ``../shared/data/vgrnn_dblp/adj_time_list.pickle`` (VGRNN repository; 10 yearly co-authorship snapshots of 315
+authors; no licence given, so it is read from the shared folder and never shipped). The protocol is fixed before
+any tuning and follows ``shared/data/README.md``:
+
+Per seed ``s``: ``rng = np.random.default_rng(s)``. Per snapshot the graph is symmetrised; its undirected edges are
+shuffled with ``rng``; 10 % become test positives, another 5 % are dropped (validation), the rest are the training
+edges. As many non-edges as test positives are drawn with ``rng.integers(0, n, 2)`` (pairs with an edge in the full
+snapshot, self-pairs and repeats are redrawn). The model trains on the training edges of the first T-3 snapshots
+(``--epochs``, 1000 as in the reference figures), then embeds all T snapshots (training edges only).
+
+- Detection: the test positives of each of the last 3 snapshots against their non-edges, scored
+  ``sigmoid(mu_i . mu_j)`` with that snapshot's posterior means.
+- Prediction: all edges of each of the last 3 snapshots against as many fresh non-edges, scored with the prior means
+  of ``p(Z_t | H_{t-1})``, which see snapshots before t only.
+
+ROC AUC and average precision per snapshot, averaged over the 3 snapshots, then over seeds with a 95 % t-interval.
+
+Baselines in the same run: ``edge history`` (how many earlier snapshots held the pair, plus the pair's common
+neighbours in the snapshot's training edges; no learning) and the published reference figures (VGRNN reference code,
+from the data README; not re-run here).
+
+Usage::
+
+    python benchmarks/results_dblp.py                  # 10 seeds, 1000 epochs, all models
+    python benchmarks/results_dblp.py --quick          # 2 seeds, 100 epochs (smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "vgrnn_dblp" / "adj_time_list.pickle"
+
+#: Published figures on this file with this protocol (shared/data/README.md), for comparison only.
+REFERENCE = {
+    "VGRNN reference code (as published)": {"detection_auc": 86.57, "detection_ap": 88.83},
+    "VGRNN reference code, GRU trained": {"detection_auc": 88.12, "detection_ap": 88.45},
+}
+
+#: Models compared: name -> TAVRNN keyword arguments added to the common ones.
+MODELS = {
+    "TAVRNN defaults": {},
+    "attention=False (VGRNN)": {"attention": False},
+    "parity preset": {"preset": "parity"},
+}
+
+
+def load_snapshots(path: Path) -> list[np.ndarray]:
+    """The snapshots as dense symmetric 0/1 matrices without self-loops."""
+    with open(path, "rb") as handle:
+        matrices = pickle.load(handle, encoding="latin1")
+    out = []
+    for matrix in matrices:
+        dense = np.asarray(matrix.todense() if hasattr(matrix, "todense") else matrix) != 0
+        dense = dense | dense.T
+        np.fill_diagonal(dense, False)
+        out.append(dense)
+    return out
+
+
+def _upper_edges(adjacency: np.ndarray) -> np.ndarray:
+    i, j = np.nonzero(np.triu(adjacency, 1))
+    return np.stack([i, j], axis=1)
+
+
+def _non_edges(adjacency: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    n = adjacency.shape[0]
+    seen: set[tuple[int, int]] = set()
+    pairs = []
+    while len(pairs) < count:
+        i, j = (int(v) for v in rng.integers(0, n, 2))
+        key = (min(i, j), max(i, j))
+        if i == j or adjacency[i, j] or key in seen:
+            continue
+        seen.add(key)
+        pairs.append(key)
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def split(snapshots: list[np.ndarray], seed: int) -> dict:
+    """The protocol's edge split of every snapshot for one seed."""
+    rng = np.random.default_rng(seed)
+    train, test_pos, test_neg = [], [], []
+    for adjacency in snapshots:
+        edges = _upper_edges(adjacency)
+        edges = edges[rng.permutation(len(edges))]
+        n_test, n_val = int(np.floor(0.10 * len(edges))), int(np.floor(0.05 * len(edges)))
+        kept = edges[n_test + n_val :]
+        reduced = np.zeros_like(adjacency)
+        reduced[kept[:, 0], kept[:, 1]] = True
+        train.append(reduced | reduced.T)
+        test_pos.append(edges[:n_test])
+        test_neg.append(_non_edges(adjacency, n_test, rng))
+    last = range(len(snapshots) - 3, len(snapshots))
+    prediction = {t: (_upper_edges(snapshots[t]), _non_edges(snapshots[t], len(_upper_edges(snapshots[t])), rng)) for t in last}
+    return {"train": train, "test_pos": test_pos, "test_neg": test_neg, "prediction": prediction}
+
+
+def _scores(vectors: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    pairs = np.concatenate([pos, neg])
+    logits = np.einsum("pk,pk->p", vectors[pairs[:, 0]], vectors[pairs[:, 1]])
+    truth = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    return 100.0 * roc_auc_score(truth, scores), 100.0 * average_precision_score(truth, scores)
+
+
+def _pair_scores(matrix: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    pairs = np.concatenate([pos, neg])
+    truth = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    values = matrix[pairs[:, 0], pairs[:, 1]]
+    return 100.0 * roc_auc_score(truth, values), 100.0 * average_precision_score(truth, values)
+
+
+def evaluate_model(data: dict, kwargs: dict, epochs: int, seed: int, verbose: bool) -> dict[str, float]:
+    """Train on the first T-3 reduced snapshots, embed all, score detection and prediction on the last 3."""
+    import spikeinterface_tavrnn as st
+
+    graphs = st.GraphSequence.from_adjacency([a.astype(np.float32) for a in data["train"]])
+    n_windows = len(graphs)
+    model = st.TAVRNN(epochs=epochs, seed=seed, verbose=verbose, **kwargs)
+    model.fit(graphs[: n_windows - 3])
+    posterior = model.transform(graphs)
+    prior = model.prior_means(graphs)
+    last = range(n_windows - 3, n_windows)
+    detection = [_scores(posterior[t], data["test_pos"][t], data["test_neg"][t]) for t in last]
+    prediction = [_scores(prior[t], *data["prediction"][t]) for t in last]
+    return _summary(detection, prediction)
+
+
+def evaluate_edge_history(data: dict) -> dict[str, float]:
+    """No learning: earlier snapshots holding the pair, plus common neighbours in the snapshot's training edges."""
+    train = [a.astype(np.float64) for a in data["train"]]
+    n_windows = len(train)
+    detection, prediction = [], []
+    for t in range(n_windows - 3, n_windows):
+        history = sum(train[:t]) if t else np.zeros_like(train[0])
+        current = train[t] @ train[t]
+        detection.append(_pair_scores(history + 1e-3 * current, data["test_pos"][t], data["test_neg"][t]))
+        previous = train[t - 1] @ train[t - 1]
+        prediction.append(_pair_scores(history + 1e-3 * previous, *data["prediction"][t]))
+    return _summary(detection, prediction)
+
+
+def _summary(detection: list, prediction: list) -> dict[str, float]:
+    d, p = np.asarray(detection), np.asarray(prediction)
+    return {
+        "detection_auc": float(d[:, 0].mean()),
+        "detection_ap": float(d[:, 1].mean()),
+        "prediction_auc": float(p[:, 0].mean()),
+        "prediction_ap": float(p[:, 1].mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="adj_time_list.pickle")
+    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (0..n-1)")
+    parser.add_argument("--epochs", type=int, default=1000, help="training epochs (reference figures: 1000)")
+    parser.add_argument("--z-dim", type=int, default=16, help="embedding size (reference figures: 16)")
+    parser.add_argument("--h-dim", type=int, default=32, help="recurrent state size (reference figures: 32)")
+    parser.add_argument("--node-features", default="identity", help="node features (VGRNN's protocol: identity)")
+    parser.add_argument("--models", nargs="*", default=list(MODELS), help="subset of the models to run")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, 100 epochs")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results", help="output folder")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.epochs = 2, 100
+    if not args.data.is_file():
+        raise SystemExit(f"no DBLP file at {args.data}; pass --data PATH (see shared/data/README.md)")
+    import torch
+
+    from spikeinterface_tavrnn.evaluation import mean_ci
+
+    torch.set_num_threads(args.threads)
+    snapshots = load_snapshots(args.data)
+    common = dict(z_dim=args.z_dim, h_dim=args.h_dim, node_features=args.node_features)
+    started = time.perf_counter()
+    raw: dict[str, list[dict]] = {name: [] for name in ["edge history"] + args.models}
+    seconds: dict[str, float] = {name: 0.0 for name in raw}
+    for seed in range(args.seeds):
+        data = split(snapshots, seed)
+        tic = time.perf_counter()
+        raw["edge history"].append(evaluate_edge_history(data))
+        seconds["edge history"] += time.perf_counter() - tic
+        for name in args.models:
+            kwargs = {**common, **MODELS[name]}
+            if name == "parity preset":  # the preset fixes the sizes; keep the protocol's node features
+                kwargs = {"preset": "parity", "node_features": args.node_features}
+            tic = time.perf_counter()
+            raw[name].append(evaluate_model(data, kwargs, args.epochs, seed, verbose=False))
+            seconds[name] += time.perf_counter() - tic
+            print(f"seed {seed} {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in raw[name][-1].items()), flush=True)
+    metrics = ["detection_auc", "detection_ap", "prediction_auc", "prediction_ap"]
+    table = {}
+    for name, runs in raw.items():
+        table[name] = {m: mean_ci([r[m] for r in runs]) for m in metrics}
+        table[name]["seconds"] = seconds[name]
+    lines = [
+        f"DBLP, {args.seeds} seeds, {args.epochs} epochs, z {args.z_dim}, h {args.h_dim}, "
+        f"node features {args.node_features}; mean [95 % interval]; wall {time.perf_counter() - started:.0f} s",
+        "",
+        "| model | detection AUC | detection AP | prediction AUC | prediction AP | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in table.items():
+        cells = [f"{row[m][0]:.2f} [{row[m][1]:.2f}, {row[m][2]:.2f}]" for m in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['seconds']:.0f} |")
+    for name, ref in REFERENCE.items():
+        lines.append(f"| {name} (published, 3 seeds) | {ref['detection_auc']:.2f} | {ref['detection_ap']:.2f} | | | |")
+    text = "\n".join(lines)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    (args.out / f"dblp{suffix}.md").write_text(text + "\n")
+    (args.out / f"dblp{suffix}.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                             "table": table, "raw": raw}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
