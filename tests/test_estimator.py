@@ -373,3 +373,21 @@ def test_thread_policy_is_scoped_and_validated():
             TAVRNN(num_threads=0).fit(graphs)
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("name", ["gated", "published", "structural", "vgrnn_sampled"])
+def test_saved_models_of_earlier_versions_load(name):
+    """Models saved by the release before the model rewrite load and give its embeddings (float32 rounding)."""
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    expected = np.load(data / f"expected_{name}.npz")
+    graphs = GraphSequence.from_adjacency(list(expected["adjacency"]))
+    model = TAVRNN.load(data / f"model_{name}.npz", device="cpu")
+    np.testing.assert_allclose(model.transform(graphs), expected["embeddings"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.prior_means(graphs), expected["prior_means"], rtol=1e-5, atol=1e-6)
+    attention = model.attention_weights(graphs)
+    if expected["attention"].size:
+        np.testing.assert_allclose(attention, expected["attention"], rtol=1e-5, atol=1e-6)
+    else:
+        assert attention is None
