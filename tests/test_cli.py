@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from spikeinterface_tavrnn.analyzer import load_sorting_analyzer
 from spikeinterface_tavrnn.cli import main
@@ -38,6 +39,7 @@ def test_run_on_sjemea_file_writes_analyzer_and_report(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial")]
 
 
+@pytest.mark.filterwarnings("ignore:.*seems cut:UserWarning")  # the shipped example is 1 min of an 18-min section
 def test_run_with_behaviour_intervals_and_zarr(tmp_path):
     source = shared_data_path("axion_spike_list", "exampleRecording_1012016_plate1_DIV3_spike_list.csv.gz")
     intervals = tmp_path / "epochs.csv"

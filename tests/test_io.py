@@ -2,6 +2,7 @@
 
 import gzip
 import pickle
+import warnings
 from pathlib import Path
 
 import h5py
@@ -10,6 +11,7 @@ import pytest
 import scipy.io
 from spikeinterface.core import NumpySorting, load
 
+from spikeinterface_tavrnn.errors import TavrnnInputError
 from spikeinterface_tavrnn.io import (
     AxionSpikeListSortingExtractor,
     SjemeaHDF5SortingExtractor,
@@ -175,6 +177,8 @@ def test_sjemea_unsorted_times_are_sorted_with_warning(tmp_path):
         (np.array([1.0, 2.0, 3.0]), np.array([1, 1]), "adds up to 2"),
         (np.array([1.0, np.nan]), np.array([2]), "NaN"),
         (np.array([-1.0, 2.0]), np.array([2]), "negative"),
+        (np.array([1.0, np.inf]), np.array([2]), "infinite"),
+        (np.array([1.0, 1e15]), np.array([2]), "beyond the int64 sample grid"),  # a flipped exponent bit
     ],
 )
 def test_sjemea_bad_layout(tmp_path, spikes, counts, match):
@@ -182,7 +186,7 @@ def test_sjemea_bad_layout(tmp_path, spikes, counts, match):
     with h5py.File(path, "w") as f:
         f["spikes"] = spikes
         f["sCount"] = counts
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(TavrnnInputError, match=match):
         read_sjemea_hdf5(path, sampling_frequency=25000.0)
 
 
@@ -437,7 +441,9 @@ def test_real_axion_files(div):
     path = folder / f"exampleRecording_1012016_plate1_DIV{div}_spike_list.csv.gz"
     log = folder / "exampleRecording_1012016_plate1_expLog.csv.gz"
     assert detect_format(path) == "axion_spike_list"
-    sorting = read_sorting(path, experiment_log=log)
+    # The shipped examples hold about a minute of an 18-minute section ("Actual File Section Run, 0s to 18m2s").
+    with pytest.warns(UserWarning, match="seems cut: its settings state a recorded section of 1082 s"):
+        sorting = read_sorting(path, experiment_log=log)
     with gzip.open(path, "rt") as f:
         rows = [line.split(",") for line in f.read().splitlines()[1:]]
     times = np.array([float(r[2]) for r in rows])
@@ -470,3 +476,116 @@ def test_read_sorting_spikeinterface_zarr_and_analyzer(tmp_path):
     assert detect_format(tmp_path / "an") == "spikeinterface"
     analyzer = read_sorting(tmp_path / "an")  # passed on unchanged: the caller takes analyzer.sorting
     assert isinstance(analyzer, SortingAnalyzer) and list(analyzer.sorting.unit_ids) == ["a", "b"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# damaged files: each case ends in a clear TavrnnInputError or a warning that counts what was skipped
+
+
+def _axion_text(rows, section=None):
+    lines = ["Investigator,,Time (s),Electrode,Amplitude(mV)", "   Sampling Frequency,12500 Hz,,,"]
+    if section is not None:
+        lines.append(f"Actual File Section Run,{section},,,")
+    lines += [f",,{t},{el},{amp}" for t, el, amp in rows]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _read_quietly(path, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return read_axion_spike_list(path, **kwargs)
+
+
+def test_axion_clean_file_reads_without_warnings(tmp_path, axion_rows):
+    path = tmp_path / "clean.csv"
+    path.write_text(_axion_text(axion_rows))
+    assert _read_quietly(path).count_total_num_spikes() == len(axion_rows)
+
+
+def test_axion_truncated_gzip_is_a_clear_error(tmp_path, axion_rows):
+    path = write_axion(tmp_path / "s.csv.gz", axion_rows * 200, compress=True)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(TavrnnInputError, match="truncated or damaged gzip"):
+        read_axion_spike_list(path)
+    with pytest.raises(TavrnnInputError, match="truncated or damaged gzip"):
+        read_sorting(path)
+
+
+def test_axion_cut_last_line_is_skipped_with_a_warning(tmp_path, axion_rows):
+    path = tmp_path / "cut.csv"
+    path.write_text(_axion_text(axion_rows) + ",,0.61,B2")  # cut inside the electrode column, no final newline
+    with pytest.warns(UserWarning, match="skipped 1 truncated last row"):
+        sorting = read_axion_spike_list(path)
+    assert sorting.count_total_num_spikes() == len(axion_rows)
+
+
+def test_axion_complete_last_line_without_newline_is_kept_silently(tmp_path, axion_rows):
+    path = tmp_path / "nonl.csv"
+    path.write_text(_axion_text(axion_rows) + ",,0.61,B2_11,0.05")
+    assert _read_quietly(path).count_total_num_spikes() == len(axion_rows) + 1
+
+
+@pytest.mark.parametrize(
+    "junk, reason, count",
+    [
+        ("\r\n\r\n,,,,\r\n", "blank", 3),
+        ("\x00\x00\x00\x00\r\n\x00\x00\r\n", "NUL-byte", 2),
+        (",,0.3,,0.05\r\n", "time-without-electrode", 1),
+    ],
+)
+def test_axion_damaged_rows_are_counted_in_a_warning(tmp_path, axion_rows, junk, reason, count):
+    text = _axion_text(axion_rows[:3]) + junk + _axion_text(axion_rows[3:]).split("\r\n", 2)[2]
+    path = tmp_path / "junk.csv"
+    path.write_text(text)
+    with pytest.warns(UserWarning, match=f"skipped {count} {reason} row"):
+        sorting = read_axion_spike_list(path)
+    assert sorting.count_total_num_spikes() == len(axion_rows)
+
+
+def test_axion_undecodable_rows_are_counted(tmp_path, axion_rows):
+    path = tmp_path / "bytes.csv"
+    path.write_bytes(_axion_text(axion_rows).encode() + b"\xff\xfe\x81garbage\r\n")
+    with pytest.warns(UserWarning, match="skipped 1 undecodable row"):
+        assert read_axion_spike_list(path).count_total_num_spikes() == len(axion_rows)
+
+
+def test_axion_cut_at_a_line_boundary_seems_cut(tmp_path, axion_rows):
+    path = tmp_path / "short.csv"
+    path.write_text(_axion_text(axion_rows, section="0s to 10m0s"))
+    with pytest.warns(UserWarning, match="seems cut.*600 s.*t_stop_s=600"):
+        sorting = read_axion_spike_list(path)
+    assert sorting.get_annotation("t_stop_s") == 0.5
+    assert _read_quietly(path, t_stop_s=600.0).get_annotation("t_stop_s") == 600.0
+    full = tmp_path / "full.csv"
+    full.write_text(_axion_text(axion_rows + [(599.0, "A1_21", 0.05)], section="0s to 10m0s"))
+    assert _read_quietly(full).get_annotation("t_stop_s") == 599.0
+
+
+def test_axion_overflowing_time_is_a_clear_error(tmp_path, axion_rows):
+    path = tmp_path / "huge.csv"
+    path.write_text(_axion_text(axion_rows + [(1e16, "A1_21", 0.05)]))
+    with pytest.raises(TavrnnInputError, match="unit 'A1_21' has spike time 1e\\+16 s"):
+        read_axion_spike_list(path, sampling_frequency=12500.0)
+
+
+def test_axion_empty_and_header_only_files(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(TavrnnInputError, match="empty"):
+        read_axion_spike_list(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("Investigator,,Time (s),Electrode,Amplitude(mV)\r\n")
+    sorting = read_axion_spike_list(tmp_path / "header.csv", sampling_frequency=12500.0)
+    assert sorting.get_num_units() == 0
+
+
+def test_sjemea_spike_after_recordingtime_names_the_unit(tmp_path):
+    path = write_sjemea(tmp_path / "late.h5", [[0.5, 1.0], [0.2, 5000.0]], recordingtime=[0.0, 600.0])
+    with pytest.warns(UserWarning, match="1 spike\\(s\\) of 1 unit\\(s\\).*unit 'ch_1_unit_0' at 5000 s"):
+        read_sjemea_hdf5(path, sampling_frequency=25000.0)
+
+
+def test_unsorted_warning_names_the_unit(tmp_path, axion_rows):
+    path = tmp_path / "unsorted.csv"
+    path.write_text(_axion_text(axion_rows + [(0.001, "B2_11", 0.05)]))
+    with pytest.warns(UserWarning, match="unit 'B2_11' were not sorted \\(1 step"):
+        read_axion_spike_list(path)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import TavrnnInputError
 from .axion import (
     AXION_SAMPLING_FREQUENCY,
     AxionSpikeListSortingExtractor,
@@ -79,18 +80,18 @@ def read_neo_sorting(
     try:
         reader = neo.io.get_io(str(file_or_folder))
     except OSError as err:
-        raise ValueError(f"Neo cannot identify a reader for '{file_or_folder}': {err}") from err
+        raise TavrnnInputError(f"Neo cannot identify a reader for '{file_or_folder}': {err}") from err
     try:
         blocks = reader.read()
     except Exception as err:
-        raise ValueError(
+        raise TavrnnInputError(
             f"Neo's {type(reader).__name__} could not read '{file_or_folder}' ({type(err).__name__}: {err}). "
             "If it is not a Neo file, pass read_sorting(path, format=...) with one of: "
             f"{', '.join(SUPPORTED_FORMATS)}."
         ) from err
     blocks = [b for b in (blocks or []) if b is not None]
     if not blocks:
-        raise ValueError(
+        raise TavrnnInputError(
             f"Neo's {type(reader).__name__} found no data block in '{file_or_folder}'. If it is not a Neo file, "
             f"pass read_sorting(path, format=...) with one of: {', '.join(SUPPORTED_FORMATS)}."
         )
@@ -105,14 +106,14 @@ def read_neo_sorting(
         )
     spiketrains = segments[segment_index].spiketrains
     if not spiketrains:
-        raise ValueError(f"'{file_or_folder}' (block {block_index}, segment {segment_index}) holds no spike trains.")
+        raise TavrnnInputError(f"'{file_or_folder}' (block {block_index}, segment {segment_index}) holds no spike trains.")
 
     if sampling_frequency is None:
         rates = {
             float(st.sampling_rate.rescale(pq.Hz).magnitude) for st in spiketrains if st.sampling_rate is not None
         }
         if len(rates) != 1 or not all(np.isfinite(list(rates))) or min(rates) <= 1.0:
-            raise ValueError(
+            raise TavrnnInputError(
                 f"'{file_or_folder}': the spike trains do not state one common sampling rate "
                 f"(found {sorted(rates)} Hz). Pass sampling_frequency=... (Hz)."
             )
@@ -126,7 +127,7 @@ def read_neo_sorting(
     for name, st in zip(names, spiketrains):
         times_s = np.asarray(st.times.rescale(pq.s).magnitude, dtype=np.float64)
         if times_s.size and times_s.min() < 0:
-            raise ValueError(
+            raise TavrnnInputError(
                 f"'{file_or_folder}': unit '{name}' has negative spike times; SpikeInterface needs times >= 0."
             )
         unit_dict[name] = np.sort(seconds_to_samples(times_s, sampling_frequency))
@@ -162,7 +163,7 @@ def read_sorting(path: str | Path, format: str | None = None, **kwargs):
 
     Raises
     ------
-    ValueError
+    TavrnnInputError
         When the format is unknown or cannot be detected: the message lists the supported formats.
     """
     path = Path(path)
@@ -171,7 +172,7 @@ def read_sorting(path: str | Path, format: str | None = None, **kwargs):
     if format is None:
         format = detect_format(path)
         if format is None:
-            raise ValueError(
+            raise TavrnnInputError(
                 f"Could not identify the spike data format of '{path}'. Supported formats: "
                 f"{', '.join(SUPPORTED_FORMATS)} (sjemea HDF5, Axion spike_list.csv, SpikeInterface saved folders, "
                 "Phy/Kilosort folders, NWB, and any file Neo reads). Pass format=... if you know it."
@@ -194,4 +195,4 @@ def read_sorting(path: str | Path, format: str | None = None, **kwargs):
         return read_nwb_sorting(path, **kwargs)
     if format == "neo":
         return read_neo_sorting(path, **kwargs)
-    raise ValueError(f"Unknown format '{format}'. Supported formats: {', '.join(SUPPORTED_FORMATS)}.")
+    raise TavrnnInputError(f"Unknown format '{format}'. Supported formats: {', '.join(SUPPORTED_FORMATS)}.")

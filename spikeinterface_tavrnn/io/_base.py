@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 from spikeinterface.core import BaseSortingSegment
 
+from ..errors import TavrnnInputError
+
 # "A1_21" (well A1, electrode 21), "B12_44": Axion / Multi Channel Systems multi-well electrode names.
 _WELL_ELECTRODE = re.compile(r"^([A-Za-z]{1,2}\d{1,2})_(\w+)$")
 
@@ -35,25 +37,55 @@ def split_well(name: str) -> str | None:
 def check_unit_times(times_s: np.ndarray, unit_name: str, source: str) -> np.ndarray:
     """Validate one unit's spike times in seconds; return them sorted.
 
-    NaN / infinite or negative times are errors (SpikeInterface samples start at 0 = time 0 of the file).
-    Unsorted times are sorted with a ``UserWarning``: the order of spikes in a file carries no information.
+    NaN / infinite or negative times are errors (:class:`~spikeinterface_tavrnn.errors.TavrnnInputError`;
+    SpikeInterface samples start at 0 = time 0 of the file). Unsorted times are sorted with a ``UserWarning`` that
+    names the unit: the order of spikes in a file carries no information.
     """
     times_s = np.asarray(times_s, dtype=np.float64)
     if not np.all(np.isfinite(times_s)):
         n_bad = int(np.count_nonzero(~np.isfinite(times_s)))
-        raise ValueError(
+        raise TavrnnInputError(
             f"{source}: unit '{unit_name}' has {n_bad} NaN or infinite spike time(s). "
             "Remove them from the file (or the array) before reading."
         )
     if times_s.size and times_s.min() < 0:
-        raise ValueError(
+        raise TavrnnInputError(
             f"{source}: unit '{unit_name}' has negative spike times (min {times_s.min():g} s). SpikeInterface "
             "counts samples from time 0 of the file; shift the times so that they are >= 0."
         )
     if times_s.size > 1 and np.any(np.diff(times_s) < 0):
-        warnings.warn(f"{source}: spike times of unit '{unit_name}' were not sorted; they have been sorted.")
+        n_back = int(np.count_nonzero(np.diff(times_s) < 0))
+        warnings.warn(
+            f"{source}: spike times of unit '{unit_name}' were not sorted ({n_back} step(s) back in time); they have "
+            "been sorted. A single far-off time among sorted ones is usually a corrupt value: check the file.",
+            stacklevel=3,
+        )
         times_s = np.sort(times_s, kind="stable")
     return times_s
+
+
+def warn_skipped_rows(source: str, skipped: dict[str, list[int]]) -> None:
+    """One ``UserWarning`` that counts the rows a reader skipped, by reason, with the first line numbers.
+
+    Parameters
+    ----------
+    source : str
+        The file, as named in messages.
+    skipped : dict
+        ``{reason: [line numbers]}``, e.g. ``{"blank": [12, 13], "with NUL bytes": [40]}``; empty lists are ignored.
+    """
+    parts = []
+    for reason, lines in skipped.items():
+        if lines:
+            shown = ", ".join(str(n) for n in lines[:_SHOWN_LINES]) + (", ..." if len(lines) > _SHOWN_LINES else "")
+            parts.append(f"{len(lines)} {reason} row(s) (line {shown})")
+    if parts:
+        warnings.warn(
+            f"{source}: skipped {'; '.join(parts)}. The file may be damaged: check it, or re-export it.", stacklevel=3
+        )
+
+
+_SHOWN_LINES = 5
 
 
 def to_str(value) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import TavrnnInputError
 
 #: Acquisition rates of common MEA and probe systems, in Hz (Axion Maestro 12.5 kHz, MCS 10/20/25/40/50 kHz,
 #: Neuralynx/Trodes/Open Ephys 30 kHz, ...).
@@ -57,21 +59,46 @@ def infer_sampling_frequency(
     return None
 
 
-def seconds_to_samples(spike_times_s: np.ndarray, sampling_frequency: float) -> np.ndarray:
-    """Convert seconds to int64 sample indices, rounding to the *nearest* sample (not down)."""
-    return np.round(np.asarray(spike_times_s, dtype=np.float64) * float(sampling_frequency)).astype(np.int64)
+#: Largest sample index a reader produces: 2**62 keeps sums and differences of two indices inside int64.
+MAX_SAMPLE_INDEX = 2**62
+
+
+def seconds_to_samples(
+    spike_times_s: np.ndarray, sampling_frequency: float, unit_name: str | None = None, source: str | None = None
+) -> np.ndarray:
+    """Convert seconds to int64 sample indices, rounding to the *nearest* sample (not down).
+
+    Times whose sample index would not fit the int64 grid (beyond ``MAX_SAMPLE_INDEX``, e.g. a corrupt time near
+    1e15 s) raise :class:`~spikeinterface_tavrnn.errors.TavrnnInputError` instead of wrapping around.
+    """
+    scaled = np.round(np.asarray(spike_times_s, dtype=np.float64) * float(sampling_frequency))
+    if scaled.size and not np.all(np.abs(scaled) < MAX_SAMPLE_INDEX):
+        worst = float(np.asarray(spike_times_s, dtype=np.float64).reshape(-1)[np.argmax(np.abs(scaled.reshape(-1)))])
+        where = f"{source}: " if source else ""
+        unit = f"unit '{unit_name}' has " if unit_name is not None else ""
+        raise TavrnnInputError(
+            f"{where}{unit}spike time {worst:g} s, beyond the int64 sample grid at {float(sampling_frequency):g} Hz: "
+            "the value is corrupt or not in seconds; remove it or fix the time unit."
+        )
+    return scaled.astype(np.int64)
 
 
 def _read_head(path: Path, n_bytes: int = 4096) -> bytes:
+    """The first bytes of a file, decompressed when it is gzip; a truncated gzip file still shows its head."""
     with open(path, "rb") as f:
         head = f.read(n_bytes)
-    if head[:2] == _GZIP_MAGIC:
-        try:
-            with gzip.open(path, "rb") as f:
-                head = f.read(n_bytes)
-        except (OSError, EOFError):
-            return b""
-    return head
+        if head[:2] != _GZIP_MAGIC:
+            return head
+        f.seek(0)
+        compressed = f.read(_GZIP_HEAD_BYTES)
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(compressed, n_bytes)
+    except zlib.error:
+        return b""
+
+
+#: Compressed bytes read to identify a gzip file's content (enough for its first few kilobytes of text).
+_GZIP_HEAD_BYTES = 65536
 
 
 def _is_sjemea_hdf5(path: Path) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from spikeinterface.core import BaseSorting
 
+from ..errors import TavrnnInputError
 from ._base import UnitArraysSortingSegment, check_unit_times, split_well, to_python, to_str
 from .detect import STANDARD_SAMPLING_FREQUENCIES, infer_sampling_frequency, seconds_to_samples
 
@@ -47,7 +48,7 @@ class SjemeaHDF5SortingExtractor(BaseSorting):
       (``"user"`` or ``"inferred"``); ``source_format``; ``metadata``, a dict with everything else of the file
       (``array``, every ``/meta/*`` entry, the plate-level well tables, summaries).
     - Unsorted times within an electrode are sorted with a warning; NaN or negative times, or a ``/sCount``
-      that does not add up to the length of ``/spikes``, raise ``ValueError``.
+      that does not add up to the length of ``/spikes``, raise ``TavrnnInputError`` (a ``ValueError``).
     """
 
     installed = True
@@ -65,11 +66,11 @@ class SjemeaHDF5SortingExtractor(BaseSorting):
         try:
             h5 = h5py.File(file_path, "r")
         except OSError as err:
-            raise ValueError(f"{source} is not a readable HDF5 file ({err}).") from err
+            raise TavrnnInputError(f"{source} is not a readable HDF5 file ({err}).") from err
         with h5:
             for key in ("spikes", "sCount"):
                 if not isinstance(h5.get(key), h5py.Dataset):
-                    raise ValueError(
+                    raise TavrnnInputError(
                         f"{source} has no '/{key}' dataset: not an sjemea/meaRtools spike file "
                         "(expected /spikes and /sCount). Use read_sorting(path) to try the other formats."
                     )
@@ -83,10 +84,10 @@ class SjemeaHDF5SortingExtractor(BaseSorting):
             metadata = self._read_metadata(h5)
 
         if counts.size and (not np.issubdtype(counts.dtype, np.number) or np.any(counts < 0)):
-            raise ValueError(f"{source}: /sCount must hold non-negative spike counts.")
+            raise TavrnnInputError(f"{source}: /sCount must hold non-negative spike counts.")
         counts = counts.astype(np.int64)
         if int(counts.sum()) != spikes.size:
-            raise ValueError(
+            raise TavrnnInputError(
                 f"{source}: /sCount adds up to {int(counts.sum())} spikes but /spikes holds {spikes.size}; "
                 "the file is truncated or not in the sjemea layout."
             )
@@ -94,9 +95,9 @@ class SjemeaHDF5SortingExtractor(BaseSorting):
         if names is None:
             names = [f"ch{i}" for i in range(n_units)]
         elif len(names) != n_units:
-            raise ValueError(f"{source}: /names has {len(names)} entries but /sCount has {n_units}.")
+            raise TavrnnInputError(f"{source}: /names has {len(names)} entries but /sCount has {n_units}.")
         if len(set(names)) != len(names):
-            raise ValueError(f"{source}: /names contains duplicates; unit ids must be unique.")
+            raise TavrnnInputError(f"{source}: /names contains duplicates; unit ids must be unique.")
 
         offsets = np.concatenate([[0], np.cumsum(counts)])
         times_per_unit = [
@@ -107,7 +108,7 @@ class SjemeaHDF5SortingExtractor(BaseSorting):
             sampling_frequency = infer_sampling_frequency(spikes)
             if sampling_frequency is None:
                 reason = "it has no spikes" if spikes.size == 0 else "its spike times lie on no standard sample grid"
-                raise ValueError(
+                raise TavrnnInputError(
                     f"{source}: cannot infer the sampling rate because {reason} "
                     f"(tested {', '.join(f'{f:g}' for f in STANDARD_SAMPLING_FREQUENCIES)} Hz). "
                     "Pass sampling_frequency=... (Hz) explicitly."
@@ -116,13 +117,13 @@ class SjemeaHDF5SortingExtractor(BaseSorting):
         else:
             sampling_frequency = float(sampling_frequency)
             if not np.isfinite(sampling_frequency) or sampling_frequency <= 0:
-                raise ValueError(f"sampling_frequency must be a positive number of Hz, got {sampling_frequency}.")
+                raise TavrnnInputError(f"sampling_frequency must be a positive number of Hz, got {sampling_frequency}.")
             frequency_source = "user"
 
         unit_ids = np.array(names)
         BaseSorting.__init__(self, sampling_frequency=sampling_frequency, unit_ids=unit_ids)
         segment = UnitArraysSortingSegment(
-            {uid: seconds_to_samples(t, sampling_frequency) for uid, t in zip(unit_ids, times_per_unit)}
+            {uid: seconds_to_samples(t, sampling_frequency, uid, source) for uid, t in zip(unit_ids, times_per_unit)}
         )
         self.add_sorting_segment(segment)
 
@@ -147,9 +148,14 @@ class SjemeaHDF5SortingExtractor(BaseSorting):
         if recording_time is not None and recording_time.size == 2 and np.all(np.isfinite(recording_time)):
             t_start_s, t_stop_s = float(recording_time[0]), float(recording_time[1])
             if last_spike > t_stop_s:
+                late = [(name, t) for name, t in zip(names, times_per_unit) if t.size and t[-1] > t_stop_s]
+                n_late = sum(int(np.count_nonzero(t > t_stop_s)) for _, t in late)
+                unit, times = max(late, key=lambda item: item[1][-1])
                 warnings.warn(
-                    f"{source}: spikes up to {last_spike:g} s lie after /recordingtime stop {t_stop_s:g} s; "
-                    "t_stop_s set to the last spike."
+                    f"{source}: {n_late} spike(s) of {len(late)} unit(s) lie after /recordingtime stop {t_stop_s:g} s "
+                    f"(the latest: unit '{unit}' at {times[-1]:g} s); t_stop_s set to the last spike. A spike far "
+                    "after the stated end is usually a corrupt time: check the file.",
+                    stacklevel=2,
                 )
                 t_stop_s = last_spike
         else:
