@@ -589,3 +589,22 @@ def test_unsorted_warning_names_the_unit(tmp_path, axion_rows):
     path.write_text(_axion_text(axion_rows + [(0.001, "B2_11", 0.05)]))
     with pytest.warns(UserWarning, match="unit 'B2_11' were not sorted \\(1 step"):
         read_axion_spike_list(path)
+
+
+def test_truncated_hdf5_is_named_as_damaged(sjemea_file, tmp_path):
+    path, _ = sjemea_file
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(raw[: len(raw) * 2 // 3])
+    with pytest.raises(TavrnnInputError, match="starts like an HDF5 file but cannot be opened"):
+        read_sorting(cut)
+    with pytest.raises(TavrnnInputError, match="not a readable HDF5 file"):
+        read_sjemea_hdf5(cut)
+
+
+@pytest.mark.parametrize("recordingtime", [[0.0, np.nan], [0.0, 1.0, 2.0], [5.0, 5.0]])
+def test_sjemea_unusable_recordingtime_is_reported(tmp_path, recordingtime):
+    path = write_sjemea(tmp_path / "rt.h5", [[0.5, 1.0]], recordingtime=recordingtime)
+    with pytest.warns(UserWarning, match="recordingtime .* is ignored"):
+        sorting = read_sjemea_hdf5(path, sampling_frequency=25000.0)
+    assert sorting.get_annotation("t_stop_s") == 1.0

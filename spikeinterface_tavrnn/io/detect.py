@@ -111,6 +111,20 @@ def _is_sjemea_hdf5(path: Path) -> bool:
         return False
 
 
+def _check_hdf5_opens(path: Path) -> None:
+    """Raise a one-line error for a file that starts like HDF5 but cannot be opened (truncated, damaged)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as err:
+        raise TavrnnInputError(
+            f"'{path.name}' starts like an HDF5 file but cannot be opened ({str(err).splitlines()[0]}): it is "
+            "probably truncated or damaged; copy or export it again."
+        ) from None
+
+
 def _is_nwb_hdf5(path: Path) -> bool:
     import h5py
 
@@ -196,6 +210,7 @@ def detect_format(path: str | Path) -> str | None:
 
     head = _read_head(path)
     if head.startswith(_HDF5_MAGIC):
+        _check_hdf5_opens(path)
         if _is_sjemea_hdf5(path):
             return "sjemea_hdf5"
         if _is_nwb_hdf5(path):

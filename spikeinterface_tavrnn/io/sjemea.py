@@ -145,7 +145,8 @@ class SjemeaHDF5SortingExtractor(BaseSorting):
                         self.set_property(key, np.array([lookup.get(w, "") for w in wells]))
 
         last_spike = max((float(t[-1]) for t in times_per_unit if t.size), default=0.0)
-        if recording_time is not None and recording_time.size == 2 and np.all(np.isfinite(recording_time)):
+        usable = recording_time is not None and recording_time.size == 2 and np.all(np.isfinite(recording_time))
+        if usable and recording_time[1] > recording_time[0]:
             t_start_s, t_stop_s = float(recording_time[0]), float(recording_time[1])
             if last_spike > t_stop_s:
                 late = [(name, t) for name, t in zip(names, times_per_unit) if t.size and t[-1] > t_stop_s]
@@ -159,6 +160,13 @@ class SjemeaHDF5SortingExtractor(BaseSorting):
                 )
                 t_stop_s = last_spike
         else:
+            if recording_time is not None:
+                warnings.warn(
+                    f"{source}: /recordingtime {recording_time.tolist()} is not a [start, stop] pair of finite "
+                    "seconds with stop after start; it is ignored and the recording taken as 0 to the last spike "
+                    f"({last_spike:g} s).",
+                    stacklevel=2,
+                )
             t_start_s, t_stop_s = 0.0, last_spike
         self.annotate(
             t_start_s=t_start_s,
