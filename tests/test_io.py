@@ -608,3 +608,60 @@ def test_sjemea_unusable_recordingtime_is_reported(tmp_path, recordingtime):
     with pytest.warns(UserWarning, match="recordingtime .* is ignored"):
         sorting = read_sjemea_hdf5(path, sampling_frequency=25000.0)
     assert sorting.get_annotation("t_stop_s") == 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# property test: however an Axion spike list is damaged, reading it ends in a sorting or in one TavrnnInputError,
+# never in another exception; a read without warnings loses no spike of the undamaged rows
+
+
+def _damaged_axion(data, n_rows):
+    from hypothesis import strategies as st
+
+    electrodes = data.draw(st.lists(st.sampled_from(["A1_11", "A1_12", "B2_21"]), min_size=n_rows, max_size=n_rows))
+    samples = sorted(data.draw(st.lists(st.integers(1, 10**6), min_size=n_rows, max_size=n_rows)))
+    lines = ["Investigator,,Time (s),Electrode,Amplitude(mV)", "   Sampling Frequency,12500 Hz,,,"]
+    lines += [f",,{s / 12500.0!r},{e},0.05" for s, e in zip(samples, electrodes)]
+    raw = bytearray(("\r\n".join(lines) + "\r\n").encode())
+    damage = data.draw(st.sampled_from(["none", "flip", "truncate", "nul", "junk_line", "gzip_truncate"]))
+    if damage == "flip":
+        for position in data.draw(st.lists(st.integers(0, len(raw) - 1), min_size=1, max_size=5)):
+            raw[position] = data.draw(st.integers(0, 255))
+    elif damage == "truncate":
+        raw = raw[: data.draw(st.integers(0, len(raw)))]
+    elif damage == "nul":
+        start = data.draw(st.integers(0, len(raw) - 1))
+        raw[start : start + data.draw(st.integers(1, 64))] = b"\0" * 16
+    elif damage == "junk_line":
+        junk = data.draw(st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b))
+        raw = raw + junk + b"\r\n"
+    compressed = damage == "gzip_truncate"
+    if compressed:
+        packed = gzip.compress(bytes(raw))
+        raw = packed[: data.draw(st.integers(0, len(packed) - 1))]
+    return bytes(raw), damage, compressed, len(samples)
+
+
+def test_axion_reader_never_ends_in_a_traceback(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(data=st.data(), n_rows=st.integers(1, 30))
+    def check(data, n_rows):
+        raw, damage, compressed, n_spikes = _damaged_axion(data, n_rows)
+        path = tmp_path / ("fuzz.csv.gz" if compressed else "fuzz.csv")
+        path.write_bytes(raw)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                sorting = read_axion_spike_list(path)
+            except TavrnnInputError as error:
+                assert "\n" not in str(error)
+                return
+        if damage == "none":
+            assert not caught and sorting.count_total_num_spikes() == n_spikes
+        elif damage == "truncate":
+            assert sorting.count_total_num_spikes() <= n_spikes  # a cut never invents spikes
+
+    check()
