@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TavrnnInputError"]
+__all__ = ["TavrnnInputError", "TavrnnWriteError"]
 
 
 class TavrnnInputError(ValueError):
@@ -11,3 +11,18 @@ class TavrnnInputError(ValueError):
     It is a ``ValueError``, so code that already catches ``ValueError`` keeps working. The ``tavrnn`` command
     prints its message as one line and exits with status 2 (a traceback only with ``--debug``).
     """
+
+
+class TavrnnWriteError(TavrnnInputError, OSError):
+    """A write the user's disk refused (full, size limit, read-only, permissions); nothing old was changed.
+
+    Both a :class:`TavrnnInputError` (the ``tavrnn`` command reports it in one line) and an ``OSError`` (code that
+    catches ``OSError`` around writes keeps working). ``errno`` holds the original error number.
+    """
+
+    def __init__(self, errno_value: int, message: str) -> None:
+        OSError.__init__(self, errno_value, message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return self.args[0]

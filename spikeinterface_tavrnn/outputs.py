@@ -4,18 +4,23 @@ Every folder the package writes as a whole (``tavrnn run`` / ``demo`` outputs, b
 through :func:`output_folder`:
 
 1. :func:`check_output_target` refuses, before any work, a target that is a file, the current folder, the home
-   folder, a file-system root, a folder that holds one of the inputs, an existing folder without ``overwrite``,
-   and (with ``overwrite``) any existing folder that this package did not write (it carries no marker file).
+   folder, a file-system root, a folder that holds the current folder or one of the inputs, an existing folder
+   without ``overwrite``, and (with ``overwrite``) any existing folder that this package did not write (it
+   carries no marker file). Each refusal is a :class:`~spikeinterface_tavrnn.errors.TavrnnInputError` with one
+   line that names the problem and the fix.
 2. An exclusive lock (``filelock``; the operating system drops it when a process dies, so a killed run never
    blocks the next one) is taken on ``.NAME.lock`` beside the target: a second run on the same output refuses.
-3. Leftovers of killed runs on that path (``.NAME.partial-*``, ``.NAME.previous-*``) are cleaned up, and an
-   output that a killed run had set aside but not yet replaced is put back.
-4. The new output is built in ``.NAME.partial-XXXX`` (marked at once); on success the old output is renamed
-   aside, the new one renamed into place, and only then is the old one deleted. On failure the partial folder is
-   removed and the old output is untouched.
+3. What killed runs left on that path is finished or undone (:func:`recover_output`): a complete new output
+   that was not yet swapped in is moved into place, an old output that was set aside is put back, and hidden
+   ``.NAME.partial-*`` / ``.NAME.ready-*`` / ``.NAME.previous-*`` folders are removed.
+4. The new output is built in ``.NAME.partial-*`` (marked at once). When the block succeeds its files are
+   ``fsync``-ed, it is renamed ``.NAME.ready-*`` (complete), the old output is renamed ``.NAME.previous-*``, the
+   new one is renamed into place, and only then is the old one deleted. When the block fails the partial folder
+   is removed and the old output is untouched.
 
 The package deletes only folders that carry its marker (or, for outputs of releases before the marker existed,
-folders that hold nothing but an ``analyzer``/``analyzer.zarr`` and a ``report`` folder).
+folders that hold nothing but an ``analyzer``/``analyzer.zarr`` and a ``report`` folder), and the hidden
+folders above, which only it creates.
 """
 
 from __future__ import annotations
@@ -31,15 +36,26 @@ from typing import Iterable, Iterator
 from filelock import FileLock, Timeout
 
 from .errors import TavrnnInputError
-from .fileio import temporary_sibling, write_text_atomic
+from .fileio import fsync_folder, temporary_sibling, write_error, write_text_atomic
 
-__all__ = ["MARKER_NAME", "output_folder", "check_output_target", "is_package_output", "mark_output"]
+__all__ = [
+    "MARKER_NAME",
+    "output_folder",
+    "check_output_target",
+    "recover_output",
+    "is_package_output",
+    "mark_output",
+    "lock_for",
+]
 
 #: Name of the marker file that every output folder of this package carries.
 MARKER_NAME = ".spikeinterface_tavrnn_output"
 
 #: Contents of an output of a release before the marker: it may be replaced as if it carried the marker.
 _LEGACY_OUTPUT_ENTRIES = {"analyzer", "analyzer.zarr", "report"}
+
+#: Kinds of hidden sibling folders this module creates (``.NAME.KIND-*``).
+_STAGES = ("partial", "ready", "previous")
 
 
 def mark_output(folder: str | os.PathLike, kind: str = "output") -> None:
@@ -61,16 +77,195 @@ def is_package_output(folder: str | os.PathLike) -> bool:
     return bool(entries) and entries <= _LEGACY_OUTPUT_ENTRIES and (folder / "report").is_dir()
 
 
+def lock_for(path: str | os.PathLike) -> FileLock:
+    """The exclusive lock that guards writing ``path`` (a ``.NAME.lock`` file beside it).
+
+    It never waits (``timeout=0``): ``acquire`` raises ``filelock.Timeout`` while another process holds it. The
+    operating system releases it when its process dies, so a killed run does not block the next one.
+    """
+    path = Path(path).expanduser().resolve()
+    return FileLock(str(path.parent / f".{path.name}.lock"), timeout=0)
+
+
+def _shown(path: str | os.PathLike) -> str:
+    return repr(os.fspath(path))
+
+
 def _protected_folders() -> list[Path]:
     folders = [Path.cwd().resolve(), Path.home().resolve()]
     folders += [Path(p.anchor) for p in folders]
     return folders
 
 
+def _check_place(path: str | os.PathLike, inputs: Iterable[str | os.PathLike], flag: str) -> tuple[Path, Path]:
+    """The checks that need no look inside the target: protected folders, inputs, files, symlinks."""
+    target = Path(path).expanduser()
+    resolved = target.resolve()
+    shown = _shown(path)
+    if resolved in _protected_folders() or str(path).strip() in ("", ".", "..", "~", "/"):
+        raise TavrnnInputError(
+            f"output folder {shown} ({flag}) is the current, home or root folder; the package writes its output into a "
+            f"folder of its own: give a new folder name, e.g. {flag} results_tavrnn"
+        )
+    for folder in (Path.cwd().resolve(), Path.home().resolve()):
+        if resolved in folder.parents:
+            raise TavrnnInputError(
+                f"output folder {shown} ({flag}) contains the current or home folder {os.fspath(folder)!r}; give a "
+                f"new folder "
+                f"name, e.g. {flag} results_tavrnn"
+            )
+    for item in inputs:
+        item = Path(item).expanduser().resolve()
+        if item == resolved or resolved in item.parents:
+            raise TavrnnInputError(
+                f"output folder {shown} ({flag}) contains the input {os.fspath(item)!r}; choose an output folder "
+                f"elsewhere"
+            )
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise TavrnnInputError(
+            f"output path {shown} ({flag}) exists and is not a folder (a file or a link); not replacing it: choose "
+            f"another "
+            f"output folder ({flag})"
+        )
+    for parent in resolved.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TavrnnInputError(
+                    f"output path {shown} ({flag}) lies under {os.fspath(parent)!r}, which is a file; choose another "
+                    f"output "
+                    f"folder ({flag})"
+                )
+            break
+    return target, resolved
+
+
+def _check_existing(path: str | os.PathLike, target: Path, overwrite: bool, flag: str) -> None:
+    shown = _shown(path)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise TavrnnInputError(
+            f"output path {shown} ({flag}) exists and is not a folder (a file or a link); not replacing it: choose "
+            f"another "
+            f"output folder ({flag})"
+        )
+    if not target.exists():
+        return
+    if not overwrite:
+        raise TavrnnInputError(
+            f"output folder {shown} ({flag}) exists; pass overwrite=True (--overwrite) to replace it, or choose "
+            f"another output "
+            f"folder ({flag})"
+        )
+    if not is_package_output(target):
+        raise TavrnnInputError(
+            f"output folder {shown} ({flag}) is a folder that spikeinterface_tavrnn did not write (it has no "
+            f"{MARKER_NAME} "
+            f"file); overwrite=True (--overwrite) replaces only this package's outputs: choose another output folder "
+            f"({flag}) or move that folder away yourself"
+        )
+
+
+def _leftovers(target: Path, kind: str) -> list[Path]:
+    prefix = f".{target.name}.{kind}-"
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if p.name.startswith(prefix) and p.is_dir() and not p.is_symlink())
+
+
+def _ours(folder: Path) -> bool:
+    """Whether a hidden stage folder may be deleted: it is marked, or holds only a marker being written."""
+    if is_package_output(folder):
+        return True
+    try:
+        return all(entry.name.startswith(f".{MARKER_NAME}.") for entry in folder.iterdir())
+    except OSError:
+        return False
+
+
+def _has_leftovers(target: Path) -> bool:
+    return any(_leftovers(target, kind) for kind in _STAGES)
+
+
+def _newest(folders: list[Path]) -> Path:
+    return max(folders, key=lambda p: p.stat().st_mtime)
+
+
+def _recover(target: Path) -> str | None:
+    """Finish or undo what killed runs left on ``target`` (call with the lock held); say what was done."""
+    done = None
+    ready = [p for p in _leftovers(target, "ready") if is_package_output(p)]
+    previous = [p for p in _leftovers(target, "previous") if is_package_output(p)]
+    if not target.exists() and not target.is_symlink():
+        if ready:  # killed after the new output was complete: finish the swap
+            newest = _newest(ready)
+            newest.rename(target)
+            ready.remove(newest)
+            done = "finished"
+        elif previous:  # killed after setting the old output aside: put it back
+            newest = _newest(previous)
+            newest.rename(target)
+            previous.remove(newest)
+            done = "restored"
+        if done:
+            fsync_folder(target.parent)
+    for folder in ready + previous + [p for p in _leftovers(target, "partial") if _ours(p)]:
+        shutil.rmtree(folder, ignore_errors=True)
+        done = done or "cleaned"
+    return done
+
+
+def _acquire(lock: FileLock, path: str | os.PathLike, flag: str) -> None:
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TavrnnInputError(
+            f"another run is writing output folder {_shown(path)} ({flag}) (lock {lock.lock_file}); wait for it to "
+            f"finish or "
+            f"choose another output folder ({flag})"
+        ) from None
+    except OSError as error:
+        raise TavrnnInputError(
+            f"cannot write output folder {_shown(path)} ({flag}): {error.strerror or error}; choose a folder you can "
+            f"write to"
+        ) from error
+
+
+def recover_output(path: str | os.PathLike, flag: str = "--output") -> str | None:
+    """Finish or undo what killed runs left on the output ``path``.
+
+    A complete new output that a killed run had not yet swapped in is moved into place; an old output that it had
+    set aside is put back; leftover hidden ``.NAME.partial-*`` folders are removed. Call it before deciding from
+    the folder's content whether a rerun has work to do (as :func:`check_output_target` does).
+
+    Returns
+    -------
+    "finished", "restored", "cleaned" or None
+        What was done (None: nothing was left over).
+
+    Raises
+    ------
+    TavrnnInputError
+        Another run is writing ``path`` now.
+    """
+    target = Path(path).expanduser().resolve()
+    if not _has_leftovers(target):
+        return None
+    lock = lock_for(target)
+    _acquire(lock, path, flag)
+    try:
+        return _recover(target)
+    finally:
+        lock.release()
+
+
 def check_output_target(
     path: str | os.PathLike, overwrite: bool = False, inputs: Iterable[str | os.PathLike] = (), flag: str = "--output"
 ) -> Path:
     """Refuse an output path that would replace something that is not ours; return it resolved.
+
+    Call it before any work, so that a user learns at once that the output cannot be written. It also finishes
+    or undoes what killed runs left on ``path`` (:func:`recover_output`).
 
     Parameters
     ----------
@@ -88,59 +283,10 @@ def check_output_target(
     TavrnnInputError
         With one line that names the problem and the fix.
     """
-    target = Path(path).expanduser()
-    resolved = target.resolve()
-    if resolved in _protected_folders() or str(target) in ("", ".", ".."):
-        raise TavrnnInputError(
-            f"{flag} {os.fspath(path)!r} is the current, home or root folder; the package writes its output into a "
-            f"folder of its own: give a new folder name, e.g. {flag} results_tavrnn"
-        )
-    for item in inputs:
-        item = Path(item).expanduser().resolve()
-        if item == resolved or resolved in item.parents:
-            raise TavrnnInputError(
-                f"{flag} {os.fspath(path)!r} contains the input {os.fspath(item)!r}; choose an output folder elsewhere"
-            )
-    if target.exists() or target.is_symlink():
-        if not target.is_dir() or target.is_symlink():
-            raise TavrnnInputError(
-                f"{flag} {os.fspath(path)!r} exists and is not a folder; not replacing it: choose another {flag}"
-            )
-        if not overwrite:
-            raise TavrnnInputError(
-                f"{flag} {os.fspath(path)!r} exists; pass --overwrite to replace it, or choose another {flag}"
-            )
-        if not is_package_output(target):
-            raise TavrnnInputError(
-                f"{flag} {os.fspath(path)!r} is a folder that spikeinterface_tavrnn did not write (no {MARKER_NAME} "
-                f"file); --overwrite replaces only this package's outputs: choose another {flag}"
-            )
+    target, resolved = _check_place(path, list(inputs), flag)
+    recover_output(resolved, flag)
+    _check_existing(path, target, overwrite, flag)
     return resolved
-
-
-def _leftovers(target: Path, kind: str) -> list[Path]:
-    if not target.parent.is_dir():
-        return []
-    prefix = f".{target.name}.{kind}-"
-    return sorted(p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.is_dir())
-
-
-def _recover(target: Path) -> None:
-    """Finish or undo what a killed run left on ``target`` (call with the lock held)."""
-    previous = [p for p in _leftovers(target, "previous") if is_package_output(p)]
-    if previous and not target.exists():
-        # killed between setting the old output aside and moving the new one in: put the old one back
-        newest = max(previous, key=lambda p: p.stat().st_mtime)
-        newest.rename(target)
-        previous.remove(newest)
-    for folder in previous + [p for p in _leftovers(target, "partial") if is_package_output(p)]:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def lock_for(target: str | os.PathLike) -> FileLock:
-    """The exclusive lock that guards writing ``target`` (a ``.NAME.lock`` file beside it)."""
-    target = Path(target)
-    return FileLock(str(target.parent / f".{target.name}.lock"), timeout=0)
 
 
 @contextmanager
@@ -155,6 +301,25 @@ def output_folder(
 
     Yields the (empty, marked) folder to write into. See the module docstring for the guarantees.
 
+    Parameters
+    ----------
+    path : str or PathLike
+        The output folder to create or replace.
+    overwrite : bool, default: False
+        Whether an existing output of this package may be replaced.
+    inputs : iterable of paths, default: ()
+        Input files or folders; an output that contains one of them is refused.
+    kind : str, default: "output"
+        Recorded in the marker file.
+    flag : str, default: "--output"
+        How messages name the output option.
+
+    Raises
+    ------
+    TavrnnInputError
+        The target is refused (see :func:`check_output_target`), another run holds its lock, or the disk refused
+        a write (full, read-only, ...); the old output is then untouched.
+
     Examples
     --------
     >>> with output_folder("results", overwrite=True) as staging:  # doctest: +SKIP
@@ -165,48 +330,76 @@ def output_folder(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise TavrnnInputError(f"cannot create the folder of {flag} {os.fspath(path)!r}: {error.strerror}") from error
-    lock = lock_for(target)
-    try:
-        lock.acquire()
-    except Timeout:
         raise TavrnnInputError(
-            f"another run is writing {flag} {os.fspath(path)!r} (lock {lock.lock_file}); wait for it to finish or "
-            f"choose another {flag}"
-        ) from None
-    except OSError as error:
-        raise TavrnnInputError(f"cannot write to {flag} {os.fspath(path)!r}: {error.strerror}") from error
+            f"cannot create the parent of output folder {_shown(path)} ({flag}): {error.strerror or error}; choose a "
+            f"folder you "
+            f"can write to"
+        ) from error
+    lock = lock_for(target)
+    _acquire(lock, path, flag)
     try:
         _recover(target)
-        check_output_target(path, overwrite, inputs, flag)  # again: another run may have finished before the lock
+        _check_existing(path, target, overwrite, flag)  # again: another run may have finished before the lock
         staging = temporary_sibling(target, "partial")
         try:
             staging.mkdir()
             mark_output(staging, kind)
         except OSError as error:
             shutil.rmtree(staging, ignore_errors=True)
-            raise TavrnnInputError(f"cannot write to {flag} {os.fspath(path)!r}: {error.strerror}") from error
+            raise TavrnnInputError(
+                f"cannot write output folder {_shown(path)} ({flag}): {error.strerror or error}; choose a folder you "
+                f"can "
+                f"write to"
+            ) from error
         try:
-            yield staging
-            _swap_into_place(staging, target)
+            try:
+                yield staging
+            except OSError as error:
+                converted = write_error(error, path, "output folder")
+                if converted is error:
+                    raise
+                raise converted from error
+            _sync_tree(staging)
+            ready = temporary_sibling(target, "ready")
+            staging.rename(ready)
+            _swap_into_place(ready, target)
         finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+            for folder in (staging,):
+                if folder.exists():
+                    shutil.rmtree(folder, ignore_errors=True)
     finally:
         lock.release()
 
 
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename ``staging`` to ``target``; an existing ``target`` is set aside first and deleted only afterwards."""
+def _sync_tree(folder: Path) -> None:
+    """``fsync`` every file and folder under ``folder``, so that the swap never exposes unwritten data."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                descriptor = os.open(os.path.join(root, name), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(descriptor)
+            except OSError:
+                pass
+            finally:
+                os.close(descriptor)
+        fsync_folder(root)
+
+
+def _swap_into_place(ready: Path, target: Path) -> None:
+    """Rename ``ready`` to ``target``; an existing ``target`` is set aside first and deleted only afterwards."""
     previous = None
     if target.exists():
         previous = temporary_sibling(target, "previous")
         target.rename(previous)
     try:
-        staging.rename(target)
+        ready.rename(target)
     except BaseException:
-        if previous is not None:
+        if previous is not None and not target.exists():
             previous.rename(target)
         raise
+    fsync_folder(target.parent)
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
