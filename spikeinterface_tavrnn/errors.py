@@ -26,3 +26,6 @@ class TavrnnWriteError(TavrnnInputError, OSError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+    def __reduce__(self):
+        return self.__class__, (self.errno, self.args[0])

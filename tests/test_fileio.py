@@ -1,6 +1,7 @@
 """Atomic file writes: the old file survives every failure (exception, full disk, kill -9), nothing is left behind."""
 
 import os
+import pickle
 import resource
 import signal
 import subprocess
@@ -82,6 +83,8 @@ def test_full_disk_keeps_old_file_and_says_why(tmp_path, file_size_limit):
     with pytest.raises(TavrnnWriteError, match="file-size limit") as caught:
         write_bytes_atomic(target, b"x" * (2 << 20))
     assert isinstance(caught.value, OSError) and isinstance(caught.value, TavrnnInputError)
+    copy = pickle.loads(pickle.dumps(caught.value))  # crosses process boundaries (batch workers)
+    assert str(copy) == str(caught.value) and copy.errno == caught.value.errno
     assert "\n" not in str(caught.value)
     assert target.read_bytes() == b"old"
     assert hidden(tmp_path) == []
