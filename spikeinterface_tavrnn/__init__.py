@@ -11,6 +11,7 @@ import importlib
 
 __version__ = "0.1.0"
 
+from .errors import TavrnnInputError  # noqa: E402
 from .spiketrains import SpikeTrains  # noqa: E402
 from .windows import Windows, sliding_windows, windows_from_events, windows_from_intervals  # noqa: E402
 from .graphs import GraphSequence  # noqa: E402
@@ -55,6 +56,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "TavrnnInputError",
     "SpikeTrains",
     "Windows",
     "sliding_windows",

@@ -215,7 +215,7 @@ def _segment_durations_s(sorting, durations_s) -> list[float]:
     elif "t_stop_s" in sorting.get_annotation_keys() and n_segments == 1:
         durations = [float(sorting.get_annotation("t_stop_s"))]
     elif sorting.has_recording():
-        durations = [sorting._recording.get_num_samples(s) / fs for s in range(n_segments)]
+        durations = [sorting.get_num_samples(s) / fs for s in range(n_segments)]
     else:
         vector = sorting.to_spike_vector()
         durations = []

@@ -13,8 +13,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import TavrnnInputError
+
 #: Sampling frequency used when spike times arrive in seconds with no sampling rate (10 us resolution).
 DEFAULT_SAMPLING_FREQUENCY_HZ = 100_000.0
+
+#: Largest spike time, in samples, that the int64 sample grid holds with room for sums of two times (2**62).
+MAX_SAMPLE_INDEX = 2**62
+
+#: Largest sample index accepted: integers up to 2**53 are exact in float64, so times convert to samples and back
+#: without loss, and window arithmetic on them cannot overflow int64.
+MAX_SAMPLE_INDEX = 2**53
 
 _DUPLICATE_POLICIES = ("keep", "warn", "drop", "error")
 _LABEL_PROPERTIES_AUTO = ("region", "brain_area", "well", "group", "label")
@@ -69,32 +78,40 @@ class SpikeTrains:
         self.t_stop_s = float(self.t_stop_s)
         self.unit_ids = np.asarray(self.unit_ids)
         if not np.isfinite(self.sampling_frequency) or self.sampling_frequency <= 0:
-            raise ValueError(f"sampling_frequency must be a positive number of Hz, got {self.sampling_frequency}.")
+            raise TavrnnInputError(f"sampling_frequency must be a positive number of Hz, got {self.sampling_frequency}.")
         if not (np.isfinite(self.t_start_s) and np.isfinite(self.t_stop_s)):
-            raise ValueError("t_start and t_stop must be finite numbers of seconds.")
+            raise TavrnnInputError("t_start and t_stop must be finite numbers of seconds.")
         if self.t_stop_s <= self.t_start_s:
-            raise ValueError(
+            raise TavrnnInputError(
                 f"t_stop ({self.t_stop_s} s) must be after t_start ({self.t_start_s} s): check the recording's time span."
             )
+        if max(abs(self.t_start_s), abs(self.t_stop_s)) * self.sampling_frequency > MAX_SAMPLE_INDEX:
+            raise TavrnnInputError(
+                f"The recording span {self.t_start_s:g}-{self.t_stop_s:g} s does not fit the sample grid at "
+                f"{self.sampling_frequency:g} Hz (at most {MAX_SAMPLE_INDEX / self.sampling_frequency:.3g} s): "
+                "give times in seconds."
+            )
         if len(self.spike_samples) == 0:
-            raise ValueError("The sorting has no units: there is nothing to connect. Check the sorter's output.")
+            raise TavrnnInputError("The sorting has no units: there is nothing to connect. Check the sorter's output.")
         if len(self.unit_ids) != len(self.spike_samples):
-            raise ValueError(f"{len(self.unit_ids)} unit ids for {len(self.spike_samples)} spike trains.")
+            raise TavrnnInputError(
+                f"{len(self.unit_ids)} unit ids for {len(self.spike_samples)} spike trains: give one id per train."
+            )
         if len(np.unique(self.unit_ids)) != len(self.unit_ids):
-            raise ValueError("unit_ids must be unique.")
+            raise TavrnnInputError("unit_ids must be unique: each unit needs its own id.")
         first, last = self.t_start_sample, self.t_stop_sample
         trains = []
-        for unit_id, train in zip(self.unit_ids, self.spike_samples):
+        for unit_id, train in zip(self.unit_ids.tolist(), self.spike_samples):
             train = np.asarray(train)
             if train.ndim != 1:
-                raise ValueError(f"Unit {unit_id!r}: spike samples must be a 1-D array, got shape {train.shape}.")
+                raise TavrnnInputError(f"Unit {unit_id!r}: spike samples must be a 1-D array, got shape {train.shape}.")
             if train.size and not np.issubdtype(train.dtype, np.integer):
-                raise ValueError(f"Unit {unit_id!r}: spike samples must be integers (sample indices), got {train.dtype}.")
+                raise TavrnnInputError(f"Unit {unit_id!r}: spike samples must be integers (sample indices), got {train.dtype}.")
             train = train.astype(np.int64, copy=False)
             if train.size > 1 and np.any(np.diff(train) < 0):
-                raise ValueError(f"Unit {unit_id!r}: spike times are not sorted. Sort them (np.sort) before building.")
+                raise TavrnnInputError(f"Unit {unit_id!r}: spike times are not sorted. Sort them (np.sort) before building.")
             if train.size and (train[0] < first or train[-1] > last):
-                raise ValueError(
+                raise TavrnnInputError(
                     f"Unit {unit_id!r}: spikes outside the recording [{self.t_start_s}, {self.t_stop_s}] s "
                     f"(first {train[0] / self.sampling_frequency} s, last {train[-1] / self.sampling_frequency} s). "
                     "Widen t_start/t_stop or remove those spikes."
@@ -104,14 +121,14 @@ class SpikeTrains:
         if self.unit_locations_um is not None:
             self.unit_locations_um = np.asarray(self.unit_locations_um, dtype=float)
             if self.unit_locations_um.ndim != 2 or self.unit_locations_um.shape[0] != self.num_units:
-                raise ValueError(
+                raise TavrnnInputError(
                     f"unit_locations_um must have shape (n_units, 2 or 3) = ({self.num_units}, ...), "
                     f"got {self.unit_locations_um.shape}."
                 )
         if self.unit_labels is not None:
             self.unit_labels = np.asarray(self.unit_labels)
             if self.unit_labels.shape != (self.num_units,):
-                raise ValueError(f"unit_labels must have one label per unit ({self.num_units}).")
+                raise TavrnnInputError(f"unit_labels must have one label per unit ({self.num_units}).")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -184,7 +201,7 @@ class SpikeTrains:
     @classmethod
     def from_arrays(
         cls,
-        spike_times_s: Sequence[np.ndarray],
+        spike_times_s: Sequence[np.ndarray] | dict,
         unit_ids: Sequence | None = None,
         t_start: float | None = None,
         t_stop: float | None = None,
@@ -197,10 +214,13 @@ class SpikeTrains:
 
         Parameters
         ----------
-        spike_times_s : list of np.ndarray
-            Spike times in seconds, one sorted 1-D array per unit.
+        spike_times_s : list of np.ndarray or dict
+            Spike times in seconds, one 1-D array per unit, or a dict ``{unit_id: times}``. Unsorted times are
+            sorted, with a warning naming the unit. A flat array of numbers, a 2-D array, or counts of trains and
+            ``unit_ids`` that differ are refused (:class:`~spikeinterface_tavrnn.errors.TavrnnInputError`), as are
+            NaN, infinite, negative times and times too large for the sample grid.
         unit_ids : sequence or None, default: None
-            Unit identifiers; ``0 .. n_units - 1`` when None.
+            Unit identifiers, one per array; ``0 .. n_units - 1`` when None (the dict's keys for a dict).
         t_start, t_stop : float or None, default: None
             Recording span in seconds; when None, 0 and the last spike (plus one sample).
         sampling_frequency : float or None, default: None
@@ -217,35 +237,29 @@ class SpikeTrains:
         -------
         SpikeTrains
         """
-        if duplicates not in _DUPLICATE_POLICIES:
-            raise ValueError(f"duplicates must be one of {_DUPLICATE_POLICIES}, got {duplicates!r}.")
-        if len(spike_times_s) == 0:
-            raise ValueError("spike_times_s is empty: give one array of spike times per unit.")
+        _check_duplicate_policy(duplicates)
         fs = DEFAULT_SAMPLING_FREQUENCY_HZ if sampling_frequency is None else float(sampling_frequency)
-        unit_ids = np.arange(len(spike_times_s)) if unit_ids is None else np.asarray(unit_ids)
-        times = []
-        for uid, train in zip(unit_ids, spike_times_s):
-            train = np.asarray(train, dtype=float).ravel()
-            if np.any(~np.isfinite(train)):
-                raise ValueError(f"Unit {uid!r}: spike times contain NaN or infinite values. Remove them first.")
-            if train.size > 1 and np.any(np.diff(train) < 0):
-                raise ValueError(f"Unit {uid!r}: spike times are not sorted. Sort them (np.sort) first.")
-            if train.size and train[0] < 0:
-                raise ValueError(
-                    f"Unit {uid!r}: negative spike time {train[0]} s. Times are seconds from the recording's start; "
-                    "shift them so that the recording starts at or after 0 s."
-                )
-            times.append(train)
+        if not np.isfinite(fs) or fs <= 0:
+            raise TavrnnInputError(f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}.")
+        unit_ids, times = _unit_arrays(spike_times_s, unit_ids)
+        times = [_checked_train_s(uid, train, fs) for uid, train in zip(unit_ids.tolist(), times)]
         last_spike = max((t[-1] for t in times if t.size), default=None)
         if t_start is None:
             t_start = 0.0
         if t_stop is None:
             if last_spike is None:
-                raise ValueError("No unit has any spike and no t_stop was given: the recording span is unknown.")
+                raise TavrnnInputError(
+                    "No unit has any spike and no t_stop was given: the recording span is unknown. Pass t_stop=."
+                )
             t_stop = last_spike + 1.0 / fs
+        if not (np.isfinite(float(t_start)) and np.isfinite(float(t_stop))):
+            raise TavrnnInputError(f"t_start and t_stop must be finite seconds, got {t_start!r} and {t_stop!r}.")
         if t_start < 0:
-            raise ValueError(f"t_start must be >= 0 s, got {t_start}.")
-        samples = [_apply_duplicate_policy(np.rint(t * fs).astype(np.int64), uid, duplicates) for uid, t in zip(unit_ids, times)]
+            raise TavrnnInputError(f"t_start must be >= 0 s, got {t_start}: times are seconds from the recording's start.")
+        samples = [
+            _apply_duplicate_policy(np.rint(t * fs).astype(np.int64), uid, duplicates)
+            for uid, t in zip(unit_ids.tolist(), times)
+        ]
         return cls(
             spike_samples=samples,
             sampling_frequency=fs,
@@ -260,12 +274,12 @@ class SpikeTrains:
     def from_sorting(
         cls,
         sorting_or_analyzer,
-        segment_index: int = 0,
+        segment_index: int | str | None = None,
         label_property: str | None = "auto",
         t_start: float | None = None,
         t_stop: float | None = None,
         duplicates: str = "warn",
-    ) -> "SpikeTrains":
+    ) -> "SpikeTrains | list[SpikeTrains]":
         """Build from a SpikeInterface ``BaseSorting`` or ``SortingAnalyzer``.
 
         Parameters
@@ -273,34 +287,56 @@ class SpikeTrains:
         sorting_or_analyzer : BaseSorting or SortingAnalyzer
             The sorted units. With an analyzer, unit locations come from its ``unit_locations`` extension
             when computed.
-        segment_index : int, default: 0
-            Which segment to read; each segment has its own time base.
+        segment_index : int, "all" or None, default: None
+            Which segment to read; each segment has its own time base. None reads segment 0 and warns when the
+            sorting has several; ``"all"`` returns a list with one `SpikeTrains` per segment.
         label_property : str or None, default: "auto"
             Sorting property holding one label per unit (region, well). "auto" takes the first present of
             ``region``, ``brain_area``, ``well``, ``group``, ``label``; None reads no labels.
         t_start, t_stop : float or None, default: None
             Recording span in seconds. When None: the ``t_start_s`` / ``t_stop_s`` annotations of the sorting
-            (set by this package's readers), else the duration of the attached recording (or of the analyzer),
-            else 0 and the last spike.
+            (the duration a file states, set by this package's readers), else the analyzer's or the registered
+            recording's duration, else 0 and the last spike, with a warning (windows then end at the last spike).
         duplicates : "warn" | "keep" | "drop" | "error", default: "warn"
             See :meth:`from_arrays`.
 
         Returns
         -------
-        SpikeTrains
+        SpikeTrains, or list of SpikeTrains when ``segment_index="all"``
         """
-        if duplicates not in _DUPLICATE_POLICIES:
-            raise ValueError(f"duplicates must be one of {_DUPLICATE_POLICIES}, got {duplicates!r}.")
+        _check_duplicate_policy(duplicates)
         analyzer = sorting_or_analyzer if hasattr(sorting_or_analyzer, "get_extension") else None
         sorting = analyzer.sorting if analyzer is not None else sorting_or_analyzer
         if not hasattr(sorting, "get_unit_ids"):
-            raise TypeError(f"Expected a SpikeInterface BaseSorting or SortingAnalyzer, got {type(sorting_or_analyzer)}.")
+            raise TavrnnInputError(
+                f"Expected a SpikeInterface BaseSorting or SortingAnalyzer, got {type(sorting_or_analyzer).__name__}: "
+                "use SpikeTrains.from_arrays or from_neo for other data."
+            )
         unit_ids = np.asarray(sorting.get_unit_ids())
         if unit_ids.size == 0:
-            raise ValueError("The sorting has no units: there is nothing to connect. Check the sorter's output.")
+            raise TavrnnInputError("The sorting has no units: there is nothing to connect. Check the sorter's output.")
         n_segments = sorting.get_num_segments()
-        if not 0 <= segment_index < n_segments:
-            raise IndexError(f"segment_index {segment_index} out of range: the sorting has {n_segments} segment(s).")
+        if isinstance(segment_index, str) and segment_index == "all":
+            return [
+                cls.from_sorting(sorting_or_analyzer, segment, label_property, t_start, t_stop, duplicates)
+                for segment in range(n_segments)
+            ]
+        if segment_index is None:
+            segment_index = 0
+            if n_segments > 1:
+                warnings.warn(
+                    f"The sorting has {n_segments} segments; only segment 0 is used. Pass segment_index= to choose "
+                    "one, or segment_index='all' for one SpikeTrains per segment.",
+                    stacklevel=2,
+                )
+        if isinstance(segment_index, (bool, np.bool_)) or not isinstance(segment_index, (int, np.integer)) or not (
+            0 <= segment_index < n_segments
+        ):
+            raise TavrnnInputError(
+                f"segment_index {segment_index!r} is out of range: the sorting has {n_segments} segment(s); "
+                f"give an integer from 0 to {n_segments - 1}, or 'all'."
+            )
+        segment_index = int(segment_index)
         fs = float(sorting.get_sampling_frequency())
 
         spike_vector = sorting.to_spike_vector()
@@ -309,18 +345,28 @@ class SpikeTrains:
         samples = spike_vector["sample_index"][order].astype(np.int64)
         bounds = np.searchsorted(spike_vector["unit_index"][order], np.arange(unit_ids.size + 1))
         trains = [
-            _apply_duplicate_policy(samples[bounds[i] : bounds[i + 1]], uid, duplicates) for i, uid in enumerate(unit_ids)
+            _apply_duplicate_policy(samples[bounds[i] : bounds[i + 1]], uid, duplicates)
+            for i, uid in enumerate(unit_ids.tolist())
         ]
 
         annotations = sorting.get_annotation_keys()
+        single = n_segments == 1
         if t_start is None:
-            t_start = float(sorting.get_annotation("t_start_s")) if "t_start_s" in annotations else 0.0
+            t_start = float(sorting.get_annotation("t_start_s")) if single and "t_start_s" in annotations else 0.0
         if t_stop is None:
             t_stop = _sorting_duration_s(sorting, analyzer, segment_index, fs, annotations)
         if t_stop is None:
             if samples.size == 0:
-                raise ValueError("The sorting has no spikes and no known duration; give t_stop.")
+                raise TavrnnInputError(
+                    f"Segment {segment_index} has no spikes and the sorting states no duration: pass t_stop=."
+                )
             t_stop = (samples.max() + 1) / fs
+            warnings.warn(
+                f"The sorting knows no recording span; it was inferred from the last spike ({t_stop:g} s), so the "
+                "last window may be cut short or dropped. Pass t_stop=, the analyzer, or register the recording "
+                "(sorting.register_recording(recording)).",
+                stacklevel=2,
+            )
 
         locations = None
         if analyzer is not None and analyzer.has_extension("unit_locations"):
@@ -493,6 +539,87 @@ def resolve_unit_labels(sorting_or_analyzer, label_property: str | None = "auto"
     return None, None
 
 
+def _check_duplicate_policy(policy: str) -> None:
+    if policy not in _DUPLICATE_POLICIES:
+        raise TavrnnInputError(f"duplicates must be one of {_DUPLICATE_POLICIES}, got {policy!r}.")
+
+
+def _unit_arrays(spike_times_s, unit_ids) -> tuple[np.ndarray, list]:
+    """The unit ids and one array-like per unit, refusing every shape whose meaning would have to be guessed."""
+    if isinstance(spike_times_s, dict):
+        if unit_ids is not None and list(unit_ids) != list(spike_times_s):
+            raise TavrnnInputError(
+                "unit_ids differ from the keys of the spike-times dict: pass the dict alone (its keys are the ids)."
+            )
+        unit_ids, spike_times_s = list(spike_times_s), list(spike_times_s.values())
+    if isinstance(spike_times_s, np.ndarray) and spike_times_s.dtype != object:
+        if spike_times_s.ndim == 2:
+            raise TavrnnInputError(
+                f"spike_times_s is a 2-D array of shape {spike_times_s.shape}: it is unclear which axis is units. "
+                "Pass a list with one 1-D array of times per unit (e.g. list(array) when rows are units)."
+            )
+        if spike_times_s.ndim <= 1 and spike_times_s.size:
+            raise TavrnnInputError(
+                f"spike_times_s is one flat array of {spike_times_s.size} numbers, not one array per unit. "
+                "For one unit pass [times]; for many pass a list of arrays or a dict {unit_id: times}."
+            )
+    if isinstance(spike_times_s, (str, bytes)) or not hasattr(spike_times_s, "__len__"):
+        raise TavrnnInputError(
+            f"spike_times_s must be a list of per-unit arrays or a dict, got {type(spike_times_s).__name__}."
+        )
+    trains = list(spike_times_s)
+    if len(trains) == 0:
+        raise TavrnnInputError("spike_times_s is empty: give one array of spike times per unit.")
+    if all(np.ndim(train) == 0 for train in trains):
+        raise TavrnnInputError(
+            f"spike_times_s is a flat list of {len(trains)} numbers, not one array per unit. "
+            "For one unit pass [times]; for many pass a list of arrays or a dict {unit_id: times}."
+        )
+    unit_ids = np.arange(len(trains)) if unit_ids is None else np.asarray(unit_ids)
+    if unit_ids.ndim != 1 or len(unit_ids) != len(trains):
+        raise TavrnnInputError(
+            f"{len(trains)} spike trains but {unit_ids.size} unit ids: give exactly one id per train "
+            "(or pass a dict {unit_id: times})."
+        )
+    if len(np.unique(unit_ids)) != len(unit_ids):
+        raise TavrnnInputError("unit_ids must be unique: each unit needs its own id.")
+    return unit_ids, trains
+
+
+def _checked_train_s(unit_id, train, fs: float) -> np.ndarray:
+    """One unit's spike times as a sorted 1-D float array, refused when not finite, negative or off the grid."""
+    if np.ndim(train) != 1:
+        raise TavrnnInputError(
+            f"Unit {unit_id!r}: spike times must be a 1-D array, got shape {np.shape(train)}. "
+            "Give one 1-D array per unit; split a 2-D array into its units first."
+        )
+    try:
+        train = np.asarray(train, dtype=float)
+    except (TypeError, ValueError):
+        raise TavrnnInputError(f"Unit {unit_id!r}: spike times must be numbers of seconds.") from None
+    if not np.all(np.isfinite(train)):
+        bad = int(np.count_nonzero(~np.isfinite(train)))
+        raise TavrnnInputError(f"Unit {unit_id!r}: {bad} spike times are NaN or infinite. Remove them first.")
+    if train.size and train.min() < 0:
+        raise TavrnnInputError(
+            f"Unit {unit_id!r}: negative spike time {train.min():g} s. Times are seconds from the recording's start; "
+            "shift them so that the recording starts at or after 0 s."
+        )
+    if train.size and train.max() * fs > MAX_SAMPLE_INDEX:
+        raise TavrnnInputError(
+            f"Unit {unit_id!r}: spike time {train.max():g} s does not fit the sample grid at {fs:g} Hz "
+            f"(at most {MAX_SAMPLE_INDEX / fs:.3g} s). Give times in seconds and remove corrupt values."
+        )
+    if train.size > 1 and np.any(np.diff(train) < 0):
+        warnings.warn(
+            f"Unit {unit_id!r}: {int(np.count_nonzero(np.diff(train) < 0))} spike times are out of order; "
+            "they were sorted.",
+            stacklevel=3,
+        )
+        train = np.sort(train, kind="stable")
+    return train
+
+
 def _apply_duplicate_policy(samples: np.ndarray, unit_id, policy: str) -> np.ndarray:
     if samples.size < 2:
         return samples
@@ -501,7 +628,7 @@ def _apply_duplicate_policy(samples: np.ndarray, unit_id, policy: str) -> np.nda
         return samples
     message = f"Unit {unit_id!r}: {repeats.size} spikes fall on the same sample as the previous spike"
     if policy == "error":
-        raise ValueError(message + ". Remove duplicates, or pass duplicates='drop' or 'keep'.")
+        raise TavrnnInputError(message + ". Remove duplicates, or pass duplicates='drop' or 'keep'.")
     if policy == "warn":
         warnings.warn(message + "; they are kept (pass duplicates='drop' to remove them).", stacklevel=3)
         return samples
@@ -509,10 +636,11 @@ def _apply_duplicate_policy(samples: np.ndarray, unit_id, policy: str) -> np.nda
 
 
 def _sorting_duration_s(sorting, analyzer, segment_index: int, fs: float, annotations) -> float | None:
-    if "t_stop_s" in annotations:
+    """The segment's stated end in seconds: a file's annotation, the analyzer, or the registered recording."""
+    if "t_stop_s" in annotations and sorting.get_num_segments() == 1:
         return float(sorting.get_annotation("t_stop_s"))
     if analyzer is not None:
         return analyzer.get_num_samples(segment_index) / fs
     if sorting.has_recording():
-        return sorting._recording.get_num_samples(segment_index) / fs
+        return sorting.get_num_samples(segment_index) / fs
     return None

@@ -10,7 +10,8 @@ from __future__ import annotations
 from .base import ConnectivitySequence
 from .crosscorr import crosscorr_matrices, crosscorr_matrices_elephant
 from .pearson import pearson_matrices, pearson_matrices_elephant
-from .registry import available_methods, compute_connectivity, register_estimator
+from .compute import compute_connectivity
+from .registry import available_methods, register_estimator
 from .sttc import sttc_matrices, sttc_matrices_elephant
 from .thresholds import density_mask, jitter_spikes, significance_mask, surrogate_p_values, threshold_mask
 
