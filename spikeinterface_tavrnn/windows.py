@@ -7,6 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import TavrnnInputError
+
+#: Most windows :func:`sliding_windows` makes; more is a mistake (a step in the wrong unit, a corrupt t_stop).
+MAX_SLIDING_WINDOWS = 1_000_000
+
 
 @dataclass
 class Windows:
@@ -34,24 +39,27 @@ class Windows:
     labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.starts = np.atleast_1d(np.asarray(self.starts, dtype=float))
-        self.stops = np.atleast_1d(np.asarray(self.stops, dtype=float))
+        try:
+            self.starts = np.atleast_1d(np.asarray(self.starts, dtype=float))
+            self.stops = np.atleast_1d(np.asarray(self.stops, dtype=float))
+        except (TypeError, ValueError):
+            raise TavrnnInputError("Window starts and stops must be numbers of seconds.") from None
         if self.starts.ndim != 1 or self.starts.shape != self.stops.shape:
-            raise ValueError(f"starts and stops must be 1-D of one length, got {self.starts.shape} and {self.stops.shape}.")
+            raise TavrnnInputError(f"starts and stops must be 1-D of one length, got {self.starts.shape} and {self.stops.shape}.")
         if self.starts.size == 0:
-            raise ValueError("No windows: give at least one start and stop.")
+            raise TavrnnInputError("No windows: give at least one start and stop.")
         if not (np.all(np.isfinite(self.starts)) and np.all(np.isfinite(self.stops))):
-            raise ValueError("Window bounds contain NaN or infinite values.")
+            raise TavrnnInputError("Window bounds contain NaN or infinite values.")
         bad = np.flatnonzero(self.stops <= self.starts)
         if bad.size:
-            raise ValueError(
+            raise TavrnnInputError(
                 f"{bad.size} window(s) end at or before they start (first: #{bad[0]}, "
                 f"{self.starts[bad[0]]}-{self.stops[bad[0]]} s)."
             )
         if self.labels is not None:
             self.labels = np.asarray(self.labels)
             if self.labels.shape != self.starts.shape:
-                raise ValueError(f"labels must have one entry per window ({self.starts.size}), got {self.labels.shape}.")
+                raise TavrnnInputError(f"labels must have one entry per window ({self.starts.size}), got {self.labels.shape}.")
 
     def __len__(self) -> int:
         return int(self.starts.size)
@@ -74,7 +82,7 @@ class Windows:
         outside = np.flatnonzero((self.starts < t_start_s - tolerance_s) | (self.stops > t_stop_s + tolerance_s))
         if outside.size:
             i = outside[0]
-            raise ValueError(
+            raise TavrnnInputError(
                 f"{outside.size} window(s) reach outside the recording [{t_start_s:g}, {t_stop_s:g}] s "
                 f"(first: #{i}, {self.starts[i]:g}-{self.stops[i]:g} s). Shorten or drop them; windows are not cropped."
             )
@@ -106,17 +114,33 @@ def sliding_windows(t_start: float, t_stop: float, size_s: float, step_s: float 
     Windows
     """
     step_s = size_s if step_s is None else step_s
+    try:
+        t_start, t_stop, size_s, step_s = (float(v) for v in (t_start, t_stop, size_s, step_s))
+    except (TypeError, ValueError):
+        raise TavrnnInputError(
+            f"t_start, t_stop, size_s and step_s must be numbers of seconds, got {t_start!r}, {t_stop!r}, "
+            f"{size_s!r} and {step_s!r}."
+        ) from None
+    if not all(np.isfinite(v) for v in (t_start, t_stop, size_s, step_s)):
+        raise TavrnnInputError(
+            f"t_start, t_stop, size_s and step_s must be finite seconds, got {t_start}, {t_stop}, {size_s} and {step_s}."
+        )
     if size_s <= 0 or step_s <= 0:
-        raise ValueError(f"size_s and step_s must be positive, got {size_s} and {step_s}.")
+        raise TavrnnInputError(f"size_s and step_s must be positive, got {size_s} and {step_s}.")
     if t_stop <= t_start:
-        raise ValueError(f"t_stop ({t_stop}) must be after t_start ({t_start}).")
+        raise TavrnnInputError(f"t_stop ({t_stop}) must be after t_start ({t_start}).")
     duration = t_stop - t_start
     if size_s > duration + 1e-9:
-        raise ValueError(
+        raise TavrnnInputError(
             f"The window ({size_s:g} s) is longer than the recording ({duration:g} s): choose a smaller size_s."
         )
     # The small tolerance keeps a window that ends exactly at t_stop despite floating-point rounding.
     n_windows = int(np.floor((duration - size_s) / step_s + 1e-9)) + 1
+    if n_windows > MAX_SLIDING_WINDOWS:
+        raise TavrnnInputError(
+            f"{n_windows} windows of {size_s:g} s every {step_s:g} s over {duration:g} s is more than "
+            f"{MAX_SLIDING_WINDOWS}: choose a larger step_s (or check t_stop and the times' unit)."
+        )
     starts = t_start + step_s * np.arange(n_windows)
     return Windows(starts, np.minimum(starts + size_s, t_stop))
 
@@ -135,7 +159,7 @@ def windows_from_intervals(starts_s: Sequence[float], stops_s: Sequence[float], 
     -------
     Windows
     """
-    return Windows(np.asarray(starts_s, dtype=float), np.asarray(stops_s, dtype=float), labels)
+    return Windows(starts_s, stops_s, labels)
 
 
 def windows_from_events(
@@ -156,7 +180,10 @@ def windows_from_events(
     -------
     Windows
     """
-    times = np.asarray(event_times_s, dtype=float)
-    if pre_s + post_s <= 0:
-        raise ValueError(f"pre_s + post_s must be positive, got {pre_s} + {post_s}.")
+    try:
+        times = np.asarray(event_times_s, dtype=float)
+    except (TypeError, ValueError):
+        raise TavrnnInputError("event_times_s must be numbers of seconds.") from None
+    if not pre_s + post_s > 0:
+        raise TavrnnInputError(f"pre_s + post_s must be positive, got {pre_s} + {post_s}.")
     return Windows(times - pre_s, times + post_s, labels)
