@@ -25,7 +25,11 @@ from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_resu
 
 #: Version of the data layout of both extensions; bumped when a saved analyzer would be read wrongly.
 DATA_FORMAT_VERSION = 1
-EXTENSION_NAMES = ("functional_connectivity", "tavrnn_embeddings")
+#: Name of the connectivity extension (``analyzer.compute(CONNECTIVITY_EXTENSION, ...)``).
+CONNECTIVITY_EXTENSION = "functional_connectivity"
+#: Name of the embeddings extension.
+EMBEDDINGS_EXTENSION = "tavrnn_embeddings"
+EXTENSION_NAMES = (CONNECTIVITY_EXTENSION, EMBEDDINGS_EXTENSION)
 
 _STALE_MESSAGE = (
     "The tavrnn_embeddings of this analyzer are stale: units were merged or split after training, so new units have "
@@ -52,6 +56,22 @@ def _check_version_info(extension: AnalyzerExtension) -> None:
             f"{DATA_FORMAT_VERSION}. Recompute it (analyzer.compute({extension.extension_name!r}, ...)) or install "
             f"spikeinterface_tavrnn=={saved_by}."
         )
+
+
+def edge_density_from_offsets(edge_offsets, n_units: int) -> np.ndarray:
+    """Edge density per window from cumulative edge counts (``(n_windows + 1,)``, both directions stored).
+
+    The density is ``n_directed_edges / (n_units * (n_units - 1))``, in [0, 1] (NaN with fewer than two units).
+    """
+    counts = np.diff(np.asarray(edge_offsets, dtype=np.int64)).astype(np.float64)
+    pairs = n_units * (n_units - 1)
+    return counts / pairs if pairs > 0 else np.full(counts.shape, np.nan)
+
+
+def _window_rates_hz(spikes, windows) -> np.ndarray:
+    from .connectivity.binning import window_spike_counts
+
+    return window_spike_counts(spikes, windows) / (windows.stops - windows.starts)[:, None]
 
 
 def _unit_indices(analyzer, unit_ids) -> np.ndarray:
@@ -137,7 +157,7 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
         ``(n_windows, n_units, n_units)`` float32, symmetric, unthresholded (``get_data()``).
     """
 
-    extension_name = "functional_connectivity"
+    extension_name = CONNECTIVITY_EXTENSION
     depend_on = []
     need_recording = False
     use_nodepipeline = False
@@ -247,6 +267,7 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
         )
         data = {
             "matrices": np.asarray(sequence.matrices, dtype=np.float32),
+            "firing_rates_hz": _window_rates_hz(spikes, windows),
             "window_starts": windows.starts,
             "window_stops": windows.stops,
             **_flatten_edges(graphs),
@@ -270,6 +291,8 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
         n_before = self.sorting_analyzer.get_num_units()
         new_data = {key: value for key, value in self.data.items()}
         new_data["matrices"] = np.asarray(self.data["matrices"])[:, keep][:, :, keep]
+        if "firing_rates_hz" in self.data:
+            new_data["firing_rates_hz"] = np.asarray(self.data["firing_rates_hz"])[:, keep]
         if "lags_ms" in self.data:
             new_data["lags_ms"] = np.asarray(self.data["lags_ms"])[:, keep][:, :, keep]
         new_data.update(_select_edges(self.data, keep, n_before))
@@ -290,12 +313,16 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
         """The connectivity matrices (default), or ``outputs="sequence"`` for a ``ConnectivitySequence`` and
         ``outputs="graphs"`` for the thresholded ``GraphSequence``."""
         if outputs == "matrices":
-            return np.asarray(self.data["matrices"])
+            return self.get_matrices()
         if outputs == "sequence":
             return self.get_connectivity()
         if outputs == "graphs":
             return self.get_graphs()
         raise ValueError(f"outputs must be 'matrices', 'sequence' or 'graphs', got {outputs!r}.")
+
+    def get_matrices(self) -> np.ndarray:
+        """Unthresholded connectivity, ``(n_windows, n_units, n_units)`` float32, symmetric."""
+        return np.asarray(self.data["matrices"])
 
     def get_windows(self):
         """The analysis windows as a :class:`~spikeinterface_tavrnn.Windows`."""
@@ -320,12 +347,18 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
         """One label per unit (region, well) as used by the plots, or None (see ``label_property``)."""
         return self._unit_labels()
 
+    def get_method_params(self) -> dict:
+        """The estimator's parameters as used, defaults filled in (for example ``{"dt_ms": 5.0}`` for STTC)."""
+        from .connectivity.registry import get_estimator
+
+        return {**get_estimator(self.params["method"]).defaults, **self._method_params()}
+
     def get_connectivity(self):
         """The stored matrices as a :class:`~spikeinterface_tavrnn.ConnectivitySequence`."""
         from .connectivity import ConnectivitySequence
 
         return ConnectivitySequence(
-            matrices=np.asarray(self.data["matrices"]),
+            matrices=self.get_matrices(),
             windows=self.get_windows(),
             unit_ids=np.asarray(self.sorting_analyzer.unit_ids),
             method=self.params["method"],
@@ -335,16 +368,21 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
         )
 
     def get_firing_rates(self) -> np.ndarray:
-        """Firing rate of every unit in every window, in Hz, (n_windows, n_units), from the analyzer's sorting."""
-        from .connectivity.binning import window_spike_counts
+        """Firing rate of every unit in every window, in Hz, ``(n_windows, n_units)`` (stored when computed;
+        recounted from the sorting for analyzers saved before the rates were stored)."""
+        if "firing_rates_hz" in self.data:
+            return np.asarray(self.data["firing_rates_hz"], dtype=np.float64)
         from .spiketrains import SpikeTrains
 
         p = self.params
         spikes = SpikeTrains.from_sorting(
             self.sorting_analyzer, segment_index=p["segment_index"], label_property=None, duplicates="keep"
         )
-        windows = self.get_windows()
-        return window_spike_counts(spikes, windows) / (windows.stops - windows.starts)[:, None]
+        return _window_rates_hz(spikes, self.get_windows())
+
+    def get_edge_density(self) -> np.ndarray:
+        """Fraction of unit pairs kept as edges in each window, ``(n_windows,)`` in [0, 1]."""
+        return edge_density_from_offsets(self.data["edge_offsets"], self.get_matrices().shape[1])
 
     def get_graphs(self):
         """The thresholded graphs as a :class:`~spikeinterface_tavrnn.GraphSequence` (node features: rows of
@@ -430,8 +468,8 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         ``(n_windows, n_units, z_dim)`` posterior means (``get_data()``).
     """
 
-    extension_name = "tavrnn_embeddings"
-    depend_on = ["functional_connectivity"]
+    extension_name = EMBEDDINGS_EXTENSION
+    depend_on = [CONNECTIVITY_EXTENSION]
     need_recording = False
     use_nodepipeline = False
     need_job_kwargs = False
@@ -504,7 +542,7 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         return TAVRNN(**params, verbose=verbose)
 
     def _run(self, verbose: bool = False, **job_kwargs) -> None:
-        graphs = self.sorting_analyzer.get_extension("functional_connectivity").get_graphs()
+        graphs = self.sorting_analyzer.get_extension(CONNECTIVITY_EXTENSION).get_graphs()
         model = self._estimator(verbose)
         if self.params.get("model_path") is None:
             model.fit(graphs)
@@ -563,24 +601,49 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
         return self._carry_over(new_sorting_analyzer)
 
     # -------------------------------------------------------------- access
-    @property
     def is_stale(self) -> bool:
-        """Whether units were merged or split since training (some embeddings are NaN)."""
+        """Whether units were merged or split since training (their embeddings are NaN)."""
         return bool(np.any(np.asarray(self.data["stale_units"])))
+
+    def _warn_if_stale(self) -> None:
+        if self.is_stale():
+            warnings.warn(_STALE_MESSAGE, stacklevel=4)
 
     def _get_data(self, outputs: str = "embeddings"):
         """The embeddings ``(n_windows, n_units, z_dim)`` (default), or ``outputs="attention"``,
         ``"loss_history"`` or ``"link_scores"``."""
-        if self.is_stale:
-            warnings.warn(_STALE_MESSAGE, stacklevel=3)
-        keys = {"embeddings": "embeddings", "attention": "attention_weights", "loss_history": "loss_history"}
-        if outputs in keys:
-            return np.asarray(self.data[keys[outputs]])
+        getters = {
+            "embeddings": self.get_embeddings,
+            "attention": self.get_attention_weights,
+            "loss_history": self.get_loss_history,
+        }
+        if outputs in getters:
+            return getters[outputs]()
         if outputs == "link_scores":
-            if "link_scores" not in self.data:
+            scores = self.get_link_scores()
+            if scores is None:
                 raise KeyError("No link scores: compute the extension with score_links=True.")
-            return dict(self.data["link_scores"])
-        raise ValueError(f"outputs must be one of {list(keys) + ['link_scores']}, got {outputs!r}.")
+            return scores
+        raise ValueError(f"outputs must be one of {list(getters) + ['link_scores']}, got {outputs!r}.")
+
+    def get_embeddings(self) -> np.ndarray:
+        """Posterior means ``(n_windows, n_units, z_dim)`` (NaN rows for units created by merges or splits)."""
+        self._warn_if_stale()
+        return np.asarray(self.data["embeddings"])
+
+    def get_attention_weights(self) -> np.ndarray:
+        """Temporal attention ``(n_windows, n_windows)``: row t is how window t weighs windows 0..t (identity
+        without attention)."""
+        return np.asarray(self.data["attention_weights"])
+
+    def get_loss_history(self) -> np.ndarray:
+        """Training loss per epoch (empty when a saved model was applied without training)."""
+        return np.asarray(self.data["loss_history"])
+
+    def get_link_scores(self) -> dict[str, float] | None:
+        """Link detection / prediction scores (``score_links=True``), or None when they were not computed."""
+        scores = self.data.get("link_scores")
+        return None if scores is None else {key: float(value) for key, value in dict(scores).items()}
 
     def get_model(self):
         """The trained :class:`~spikeinterface_tavrnn.TAVRNN`, to ``transform`` new graphs over these units."""

@@ -29,11 +29,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import widgets as _widgets
+from .extensions import CONNECTIVITY_EXTENSION, EMBEDDINGS_EXTENSION
 
 __all__ = ["write_report", "report_summary"]
 
-CONNECTIVITY_EXTENSION = "functional_connectivity"
-EMBEDDINGS_EXTENSION = "tavrnn_embeddings"
 _DPI = 110
 
 _CSS = """
@@ -105,14 +104,12 @@ def report_summary(analyzer) -> dict:
     from . import __version__
 
     connectivity = _widgets._require_extension(analyzer, CONNECTIVITY_EXTENSION)
-    matrices = np.asarray(connectivity.get_data())
+    matrices = connectivity.get_matrices()
     n_windows, n_units = int(matrices.shape[0]), int(matrices.shape[1])
-    starts = np.asarray(connectivity.data["window_starts"], dtype=float)
-    stops = np.asarray(connectivity.data["window_stops"], dtype=float)
-    window_labels = connectivity.data.get("window_labels")
-    offsets = connectivity.data.get("edge_offsets")
-    n_edges = None if offsets is None else np.diff(np.asarray(offsets, dtype=np.int64)) // 2
-    density = None if offsets is None else _widgets.edge_density_from_offsets(offsets, n_units)
+    windows = connectivity.get_windows()
+    starts, stops, window_labels = np.asarray(windows.starts, float), np.asarray(windows.stops, float), windows.labels
+    density = connectivity.get_edge_density()
+    n_edges = np.rint(density * n_units * (n_units - 1) / 2).astype(np.int64) if n_units > 1 else None
     mean_abs = _widgets.mean_abs_offdiagonal(matrices)
 
     labels = _widgets.unit_labels_from_analyzer(analyzer)
@@ -169,9 +166,8 @@ def report_summary(analyzer) -> dict:
 
     if analyzer.has_extension(EMBEDDINGS_EXTENSION):
         embeddings_ext = analyzer.get_extension(EMBEDDINGS_EXTENSION)
-        data = embeddings_ext.data
-        loss = np.asarray(data.get("loss_history", []), dtype=float)
-        embeddings_shape = np.shape(data["embeddings"])
+        loss = np.asarray(embeddings_ext.get_loss_history(), dtype=float)
+        embeddings_shape = np.shape(embeddings_ext.get_embeddings())
         summary["model"] = {
             "z_dim": int(embeddings_shape[-1]),
             "embeddings_shape": [int(n) for n in embeddings_shape],
@@ -179,11 +175,10 @@ def report_summary(analyzer) -> dict:
             "final_loss": float(loss[-1]) if loss.size else None,
             "min_loss": float(np.nanmin(loss)) if loss.size and np.any(np.isfinite(loss)) else None,
             "training_time_s": _runtime_s(embeddings_ext),
-            "stale": bool(getattr(embeddings_ext, "is_stale", False)),
+            "stale": embeddings_ext.is_stale(),
             "params": dict(embeddings_ext.params or {}),
         }
-        if "link_scores" in data:
-            summary["link_scores"] = {str(k): v for k, v in dict(data["link_scores"]).items()}
+        summary["link_scores"] = embeddings_ext.get_link_scores()
     return _jsonable(summary)
 
 
@@ -202,7 +197,7 @@ def _make_figure(figsize: tuple[float, float]):
 def _figures(analyzer, folder: Path, embedding_method: str, dpi: int) -> list[tuple[str, str, str]]:
     """Draw every available figure into ``folder``; returns (file name, heading, caption) tuples."""
     connectivity = analyzer.get_extension(CONNECTIVITY_EXTENSION)
-    n_windows = int(np.shape(connectivity.data["matrices"])[0])
+    n_windows = int(connectivity.get_matrices().shape[0])
     n_panels = len(_widgets.select_windows(n_windows, None))
     ncols = max(1, int(np.ceil(np.sqrt(n_panels))))
     grid_size = _widgets._grid_figsize(n_panels, ncols)
@@ -249,7 +244,7 @@ def _figures(analyzer, folder: Path, embedding_method: str, dpi: int) -> list[tu
                 lambda fig: _widgets.plot_loss_history(analyzer, figure=fig, backend="matplotlib"),
             ),
         ]
-        if "link_scores" in embeddings_ext.data:
+        if embeddings_ext.get_link_scores() is not None:
             specs.append(
                 (
                     "link_scores.png",

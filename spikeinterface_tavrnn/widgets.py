@@ -24,6 +24,8 @@ import numpy as np
 
 from spikeinterface.widgets.base import BaseWidget, to_attr
 
+from .extensions import CONNECTIVITY_EXTENSION, EMBEDDINGS_EXTENSION, edge_density_from_offsets
+
 __all__ = [
     "ConnectivityMatricesWidget",
     "EmbeddingsWidget",
@@ -44,8 +46,6 @@ __all__ = [
     "edge_density_from_offsets",
 ]
 
-CONNECTIVITY_EXTENSION = "functional_connectivity"
-EMBEDDINGS_EXTENSION = "tavrnn_embeddings"
 #: Sorting properties searched for unit labels, in order (as ``SpikeTrains.from_sorting`` does).
 #: Windows shown by default by the per-window widgets.
 DEFAULT_MAX_WINDOWS = 6
@@ -100,12 +100,11 @@ def _analyzer_windows(analyzer, starts=None, stops=None, labels=None) -> tuple:
     """Window starts, stops and labels of the analyzer's connectivity extension; given values take precedence."""
     if not analyzer.has_extension(CONNECTIVITY_EXTENSION):
         return starts, stops, labels
-    data = analyzer.get_extension(CONNECTIVITY_EXTENSION).data
-    stored_labels = data.get("window_labels")
+    windows = analyzer.get_extension(CONNECTIVITY_EXTENSION).get_windows()
     return (
-        np.asarray(data["window_starts"], dtype=float) if starts is None else starts,
-        np.asarray(data["window_stops"], dtype=float) if stops is None else stops,
-        (None if stored_labels is None else np.asarray(stored_labels)) if labels is None else labels,
+        np.asarray(windows.starts, dtype=float) if starts is None else starts,
+        np.asarray(windows.stops, dtype=float) if stops is None else stops,
+        windows.labels if labels is None else labels,
     )
 
 
@@ -306,7 +305,7 @@ class ConnectivityMatricesWidget(BaseWidget):
     ):
         if _is_analyzer(analyzer_or_matrices):
             extension = _require_extension(analyzer_or_matrices, CONNECTIVITY_EXTENSION)
-            matrices = np.asarray(extension.get_data())
+            matrices = extension.get_matrices()
             if labels is None:
                 labels = unit_labels_from_analyzer(analyzer_or_matrices)
             window_starts, window_stops, window_labels = _analyzer_windows(
@@ -550,7 +549,7 @@ class EmbeddingsWidget(BaseWidget):
     ):
         if _is_analyzer(analyzer_or_embeddings):
             extension = _require_extension(analyzer_or_embeddings, EMBEDDINGS_EXTENSION)
-            embeddings = np.asarray(extension.get_data())
+            embeddings = extension.get_embeddings()
             if labels is None:
                 labels = unit_labels_from_analyzer(analyzer_or_embeddings)
             window_starts, window_stops, window_labels = _analyzer_windows(
@@ -644,7 +643,7 @@ class AttentionWeightsWidget(BaseWidget):
     ):
         if _is_analyzer(analyzer_or_attention):
             extension = _require_extension(analyzer_or_attention, EMBEDDINGS_EXTENSION)
-            attention = np.asarray(extension.get_data(outputs="attention"), dtype=float)
+            attention = np.asarray(extension.get_attention_weights(), dtype=float)
             if window_labels is None:
                 window_labels = _analyzer_windows(analyzer_or_attention)[2]
         else:
@@ -706,7 +705,7 @@ class LossHistoryWidget(BaseWidget):
     ):
         if _is_analyzer(analyzer_or_loss):
             extension = _require_extension(analyzer_or_loss, EMBEDDINGS_EXTENSION)
-            curves = {"loss": np.asarray(extension.get_data(outputs="loss_history"), dtype=float)}
+            curves = {"loss": np.asarray(extension.get_loss_history(), dtype=float)}
         elif isinstance(analyzer_or_loss, Mapping):
             curves = {str(k): np.asarray(v, dtype=float) for k, v in analyzer_or_loss.items()}
         else:
@@ -771,12 +770,12 @@ class LinkScoresWidget(BaseWidget):
     ):
         if _is_analyzer(analyzer_or_scores):
             extension = _require_extension(analyzer_or_scores, EMBEDDINGS_EXTENSION)
-            if "link_scores" not in extension.data:
+            scores = extension.get_link_scores()
+            if scores is None:
                 raise ValueError(
-                    "The tavrnn_embeddings extension has no link scores: compute it with "
-                    "analyzer.compute('tavrnn_embeddings', ..., score_links=True)."
+                    f"The {EMBEDDINGS_EXTENSION} extension has no link scores: compute it with "
+                    f"analyzer.compute({EMBEDDINGS_EXTENSION!r}, ..., score_links=True)."
                 )
-            scores = dict(extension.data["link_scores"])
         elif isinstance(analyzer_or_scores, Mapping):
             scores = dict(analyzer_or_scores)
         else:
@@ -845,9 +844,9 @@ class WindowSummaryWidget(BaseWidget):
     ):
         if _is_analyzer(analyzer_or_matrices):
             extension = _require_extension(analyzer_or_matrices, CONNECTIVITY_EXTENSION)
-            matrices = np.asarray(extension.get_data())
-            if edge_density is None and "edge_offsets" in extension.data:
-                edge_density = edge_density_from_offsets(extension.data["edge_offsets"], matrices.shape[1])
+            matrices = extension.get_matrices()
+            if edge_density is None:
+                edge_density = extension.get_edge_density()
             window_starts, window_stops, _ = _analyzer_windows(analyzer_or_matrices, window_starts, window_stops)
         else:
             matrices = np.asarray(analyzer_or_matrices, dtype=float)
@@ -886,29 +885,6 @@ class WindowSummaryWidget(BaseWidget):
             ax.grid(alpha=0.3)
             ax.set_xlabel(dp.x_label)
         flat[0].set_title("Per-window summary")
-
-
-def edge_density_from_offsets(edge_offsets: Sequence[int], n_units: int) -> np.ndarray:
-    """Edge density per window from the ``edge_offsets`` of the ``functional_connectivity`` extension.
-
-    Graphs are stored with both directions of each undirected edge, so the density is
-    ``n_directed_edges / (n_units * (n_units - 1))``.
-
-    Parameters
-    ----------
-    edge_offsets : array-like of int
-        ``(n_windows + 1,)`` cumulative edge counts.
-    n_units : int
-        Number of units.
-
-    Returns
-    -------
-    density : np.ndarray
-        ``(n_windows,)`` float64 in [0, 1] (NaN with fewer than two units).
-    """
-    counts = np.diff(np.asarray(edge_offsets, dtype=np.int64)).astype(np.float64)
-    pairs = n_units * (n_units - 1)
-    return counts / pairs if pairs > 0 else np.full(counts.shape, np.nan)
 
 
 plot_connectivity_matrices = ConnectivityMatricesWidget

@@ -121,7 +121,7 @@ def test_merge_recomputes_connectivity_and_marks_embeddings_stale():
     np.testing.assert_array_equal(matrices, expected)
 
     ext = merged.get_extension("tavrnn_embeddings")
-    assert ext.is_stale
+    assert ext.is_stale()
     with pytest.warns(UserWarning, match="Recompute"):
         embeddings = ext.get_data()
     merged_index = [i for i, uid in enumerate(new_ids) if uid not in list(ids)]
@@ -129,7 +129,7 @@ def test_merge_recomputes_connectivity_and_marks_embeddings_stale():
     kept = new_ids.index(ids[3])
     np.testing.assert_array_equal(embeddings[:, kept], analyzer.get_extension("tavrnn_embeddings").get_data()[:, 3])
     merged.compute("tavrnn_embeddings", **FAST_MODEL)
-    assert not merged.get_extension("tavrnn_embeddings").is_stale
+    assert not merged.get_extension("tavrnn_embeddings").is_stale()
 
 
 def test_split_recomputes_connectivity():
@@ -142,7 +142,7 @@ def test_split_recomputes_connectivity():
         warnings.simplefilter("ignore", UserWarning)
         split = analyzer.split_units({unit: halves})
     assert split.get_extension("functional_connectivity").get_data().shape == (5, 9, 9)
-    assert split.get_extension("tavrnn_embeddings").is_stale
+    assert split.get_extension("tavrnn_embeddings").is_stale()
 
 
 def test_behaviour_windows_and_labels_are_stored(tmp_path):
@@ -220,3 +220,35 @@ def test_vgrnn_ablation_stores_identity_attention():
     analyzer.compute("functional_connectivity", method="sttc", window_s=20.0, step_s=10.0, density=0.3)
     analyzer.compute("tavrnn_embeddings", attention=False, **FAST_MODEL)
     np.testing.assert_array_equal(analyzer.get_extension("tavrnn_embeddings").get_data(outputs="attention"), np.eye(5))
+
+
+def test_accessors_return_what_was_computed(tmp_path):
+    """The extensions' methods (used by the report and widgets) against independent counts and the stored data."""
+    from spikeinterface_tavrnn.extensions import CONNECTIVITY_EXTENSION, EMBEDDINGS_EXTENSION, EXTENSION_NAMES
+
+    assert EXTENSION_NAMES == (CONNECTIVITY_EXTENSION, EMBEDDINGS_EXTENSION)
+    analyzer = _analyzer("memory", tmp_path)
+    _compute_both(analyzer)
+    connectivity = analyzer.get_extension(CONNECTIVITY_EXTENSION)
+    windows = connectivity.get_windows()
+    # firing rates: stored at compute time, equal to a plain count of the sorting's spikes per window
+    sorting = analyzer.sorting
+    fs = sorting.get_sampling_frequency()
+    expected = np.array(
+        [
+            [np.sum((sorting.get_unit_spike_train(u) / fs >= a) & (sorting.get_unit_spike_train(u) / fs < b)) / (b - a)
+             for u in sorting.unit_ids]
+            for a, b in zip(windows.starts, windows.stops)
+        ]
+    )
+    np.testing.assert_allclose(connectivity.get_firing_rates(), expected)
+    assert connectivity.get_method_params()["dt_ms"] == 5.0
+    np.testing.assert_allclose(connectivity.get_edge_density(), connectivity.get_graphs().density())
+    np.testing.assert_array_equal(connectivity.get_matrices(), connectivity.get_data())
+    embeddings = analyzer.get_extension(EMBEDDINGS_EXTENSION)
+    assert embeddings.get_embeddings().shape == (5, 8, 4)
+    assert embeddings.get_attention_weights().shape == (5, 5)
+    assert embeddings.get_loss_history().ndim == 1 and embeddings.get_loss_history().size >= 1
+    assert embeddings.get_link_scores() is None and embeddings.is_stale() is False
+    sliced = analyzer.select_units(analyzer.unit_ids[:3])
+    np.testing.assert_allclose(sliced.get_extension(CONNECTIVITY_EXTENSION).get_firing_rates(), expected[:, :3])
