@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import widgets as _widgets
+from .widgets.base import grid_figsize, require_extension
 from .extensions import CONNECTIVITY_EXTENSION, EMBEDDINGS_EXTENSION
 
 __all__ = ["write_report", "report_summary"]
@@ -103,7 +104,7 @@ def report_summary(analyzer) -> dict:
 
     from . import __version__
 
-    connectivity = _widgets._require_extension(analyzer, CONNECTIVITY_EXTENSION)
+    connectivity = require_extension(analyzer, CONNECTIVITY_EXTENSION)
     matrices = connectivity.get_matrices()
     n_windows, n_units = int(matrices.shape[0]), int(matrices.shape[1])
     windows = connectivity.get_windows()
@@ -200,7 +201,7 @@ def _figures(analyzer, folder: Path, embedding_method: str, dpi: int) -> list[tu
     n_windows = int(connectivity.get_matrices().shape[0])
     n_panels = len(_widgets.select_windows(n_windows, None))
     ncols = max(1, int(np.ceil(np.sqrt(n_panels))))
-    grid_size = _widgets._grid_figsize(n_panels, ncols)
+    grid_size = grid_figsize(n_panels, ncols)
     has_labels = _widgets.unit_labels_from_analyzer(analyzer) is not None
 
     specs: list[tuple[str, str, str, Callable[[Any], Any]]] = [
@@ -470,7 +471,7 @@ def write_report(
         raise FileExistsError(f"{folder} already exists: pass overwrite=True to replace it, or choose another folder.")
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder; not replacing it.")
-    _widgets._require_extension(analyzer, CONNECTIVITY_EXTENSION)
+    require_extension(analyzer, CONNECTIVITY_EXTENSION)
     if extra_tables is not None and not isinstance(extra_tables, Mapping):
         raise TypeError("extra_tables must be a dict: table name -> list of row dicts, or -> dict.")
     title = "TAVRNN report" if title is None else str(title)

@@ -397,7 +397,7 @@ def test_link_scores_with_the_real_estimator():
 def test_vectorised_silhouette_matches_sklearn():
     from sklearn.metrics import silhouette_score
 
-    from spikeinterface_tavrnn.evaluation import _silhouettes
+    from spikeinterface_tavrnn.evaluation.nodes import _silhouettes
 
     rng = np.random.default_rng(5)
     pts = rng.normal(size=(30, 3))
@@ -411,7 +411,7 @@ def test_vectorised_silhouette_matches_sklearn():
 def test_classification_metrics_match_sklearn():
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
 
-    from spikeinterface_tavrnn.evaluation import _classification_scores
+    from spikeinterface_tavrnn.evaluation.decoding import _classification_scores
 
     rng = np.random.default_rng(6)
     for n_classes in (2, 3, 4):

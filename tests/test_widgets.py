@@ -314,7 +314,8 @@ def test_full_pipeline_widgets():
 
 
 def test_connectivity_matrices_of_thousands_of_units_are_block_averaged_for_display():
-    from spikeinterface_tavrnn.widgets import _pool_for_display, plot_connectivity_matrices
+    from spikeinterface_tavrnn.widgets import plot_connectivity_matrices
+    from spikeinterface_tavrnn.widgets.base import pool_for_display
 
     rng = np.random.default_rng(0)
     n = 2050  # pooled by 3 -> 684 x 684 (the last block padded)
@@ -332,4 +333,4 @@ def test_connectivity_matrices_of_thousands_of_units_are_block_averaged_for_disp
     assert np.isnan(shown[683, 683])  # the last block holds only unit 2049's own (diagonal) entry
     np.testing.assert_allclose(shown[0, 683], off[:3, 2049].mean(), rtol=1e-5)  # padding ignored
     small = rng.random((2, 40, 40)).astype(np.float32)
-    assert _pool_for_display(small, 1024) is small
+    assert pool_for_display(small, 1024) is small
