@@ -791,6 +791,40 @@ def _(tmp, ctx):
     return outcome
 
 
+@case("fit_output_is_folder", "tavrnn fit -o onto a folder of the user's files, with --overwrite")
+def _(tmp, ctx):
+    (tmp / "models").mkdir()
+    (tmp / "models" / "notes.txt").write_text("mine")
+    before = snapshot(tmp / "models")
+    result = cli(tmp, ctx, "fit", recording(tmp), "-o", tmp / "models", "--overwrite", *FAST)
+    return classify(result, lost=lost_between(before, snapshot(tmp / "models"), "the user's folder"))
+
+
+@case("batch_rerun_after_half_replace", "tavrnn batch rerun after a run killed between setting the old output "
+      "aside and moving the new one in", WORK_OUTCOMES)
+def _(tmp, ctx):
+    (tmp / "plate").mkdir()
+    rec = recording(tmp / "plate", "rec.h5")
+    batch = ["batch", rec, "-o", tmp / "out", "--n-workers", "1", *FAST]
+    first = cli(tmp, ctx, *batch)
+    if first.rc != 0:
+        return classify(first, expect_error=False)
+    finished = tmp / "out" / "rec"
+    before = snapshot(finished / "report")
+    shutil.copytree(finished, tmp / "out" / ".rec.ready-1-00000001")  # the complete new output, not yet in place
+    finished.rename(tmp / "out" / ".rec.previous-1-00000000")  # the old output, set aside
+    rerun = cli(tmp, ctx, *batch)
+    outcome = classify(rerun, expect_error=False)
+    if outcome.outcome in WORK_OUTCOMES:
+        if not (finished / "report" / "index.html").is_file():
+            return Outcome("data lost", "no output after the rerun", rerun.seconds)
+        if leftovers(tmp / "out", "rec"):
+            return Outcome("debris", f"after the rerun: {leftovers(tmp / 'out', 'rec')}", rerun.seconds)
+        if snapshot(finished / "report") != before:
+            outcome.detail = "recomputed instead of resuming"
+    return outcome
+
+
 # ----------------------------------------------------------------------------------------------- main
 
 
