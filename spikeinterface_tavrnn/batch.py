@@ -11,19 +11,26 @@ workers with dask-jobqueue and pass its client::
     run_batch(paths, "results/", client=Client(cluster))
 
 A recording that fails is reported in the table (status "failed" and the error) and does not stop the others.
-A recording whose output already holds a finished report is skipped, so a rerun only does what is missing.
+A recording whose output already holds a finished report is skipped, so a rerun only does what is missing (an
+output left half-replaced by a killed run is restored or recomputed). Results come back as values from
+:func:`~spikeinterface_tavrnn.pipeline.run_pipeline`; ``batch_summary.csv`` and ``.json`` are written atomically.
 """
 
 from __future__ import annotations
 
-import argparse
+import copy
 import csv
 import glob
+import io
 import json
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import TavrnnInputError
+from .fileio import write_text_atomic
+from .pipeline import PipelineOptions, run_pipeline, summarize_analyzer
 
 #: Columns of the batch table, in order (link-score columns are appended when present).
 TABLE_COLUMNS = ["input", "output", "status", "time_s", "n_units", "n_windows", "final_loss", "error"]
@@ -54,11 +61,18 @@ def output_folder_for(input_path: Path, output_dir: Path) -> Path:
 
 
 def is_finished(folder: Path) -> bool:
-    """Whether ``folder`` holds a finished run (the report's summary is written last)."""
-    return (folder / "report" / "summary.json").is_file()
+    """Whether ``folder`` holds a finished run (an output of this package with its report's summary)."""
+    from .outputs import is_package_output
+
+    return is_package_output(folder) and (folder / "report" / "summary.json").is_file()
 
 
-def process_recording(input_path: str | Path, output: str | Path, options: dict[str, Any]) -> dict[str, Any]:
+def process_recording(
+    input_path: str | Path,
+    output: str | Path,
+    options: PipelineOptions | Mapping[str, Any] | None = None,
+    reader: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run the whole pipeline on one recording; never raises: failures are returned as a row.
 
     Parameters
@@ -66,72 +80,71 @@ def process_recording(input_path: str | Path, output: str | Path, options: dict[
     input_path : str or Path
         A recording :func:`spikeinterface_tavrnn.io.read_sorting` reads.
     output : str or Path
-        Its output folder (analyzer and report).
-    options : dict
-        Options of the ``tavrnn run`` command, by their Python names (``method``, ``window_s``, ``epochs``, ...).
+        Its output folder (analyzer and report); an earlier output of this package there is replaced.
+    options : PipelineOptions, dict or None, default: None
+        The settings (a dict by flat names, see :meth:`PipelineOptions.from_dict`); their output folder and
+        progress settings are replaced by ``output`` and quiet.
+    reader : dict or None, default: None
+        Keyword arguments of ``read_sorting`` (``format``, ``sampling_frequency``; None values are dropped).
 
     Returns
     -------
     dict
-        One row of the batch table.
+        One row of the batch table, with the numbers of the :class:`~spikeinterface_tavrnn.pipeline.PipelineResult`.
     """
-    from .cli import build_parser, run_pipeline
     from .io import read_sorting
 
     input_path, output = Path(input_path), Path(output)
     row: dict[str, Any] = {"input": str(input_path), "output": str(output), "status": "failed", "error": ""}
     start = time.perf_counter()
     try:
-        args = build_parser().parse_args(["run", str(input_path)])
-        for key, value in options.items():
-            if not hasattr(args, key):
-                raise ValueError(f"Unknown option {key!r} for a batch run.")
-            setattr(args, key, value)
-        args.output = output
-        reader_kwargs = {} if args.sampling_frequency is None else {"sampling_frequency": args.sampling_frequency}
-        sorting = read_sorting(input_path, format=args.format, **reader_kwargs)
-        run_pipeline(sorting, args, title=f"TAVRNN: {input_path.name}")
-        row.update(_summary_row(output))
+        options = _as_options(options)
+        options.output.folder = output
+        options.output.overwrite = True  # only ever replaces an output of this package (output_folder checks)
+        options.output.quiet = True
+        options.output.title = f"TAVRNN: {input_path.name}"
+        reader_kwargs = {key: value for key, value in (reader or {}).items() if value is not None}
+        sorting = read_sorting(input_path, **reader_kwargs)
+        result = run_pipeline(sorting, options, inputs=[input_path])
+        row.update(_summary_row(result.summary))
         row["status"] = "done"
     except Exception as error:  # a failed recording must not stop the batch
-        row["error"] = f"{type(error).__name__}: {error}"
+        row["error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
         row["traceback"] = traceback.format_exc()
     row["time_s"] = round(time.perf_counter() - start, 3)
     return row
 
 
-def _summary_row(folder: Path) -> dict[str, Any]:
-    summary = json.loads((folder / "report" / "summary.json").read_text())
-    row = {}
-    for key in ("n_units", "n_windows", "final_loss"):
-        row[key] = _find_key(summary, key)
-    scores = _find_key(summary, "link_scores")
-    if isinstance(scores, dict):
+def _as_options(options: PipelineOptions | Mapping[str, Any] | None) -> PipelineOptions:
+    if isinstance(options, PipelineOptions):
+        return copy.deepcopy(options)
+    return PipelineOptions.from_dict({key: value for key, value in (options or {}).items()
+                                      if key not in ("quiet", "overwrite", "output")})  # fmt: skip
+
+
+def _summary_row(summary: Mapping[str, Any]) -> dict[str, Any]:
+    row = {key: summary.get(key) for key in ("n_units", "n_windows", "final_loss")}
+    scores = summary.get("link_scores")
+    if isinstance(scores, Mapping):
         row.update({f"link_{name}": value for name, value in scores.items() if isinstance(value, (int, float))})
     return row
 
 
-def _find_key(tree: Any, key: str) -> Any:
-    """First value stored under ``key`` anywhere in a nested JSON tree (the report groups its numbers)."""
-    if isinstance(tree, dict):
-        if key in tree:
-            return tree[key]
-        for value in tree.values():
-            found = _find_key(value, key)
-            if found is not None:
-                return found
-    elif isinstance(tree, list):
-        for value in tree:
-            found = _find_key(value, key)
-            if found is not None:
-                return found
-    return None
+def _finished_row(path: Path, folder: Path) -> dict[str, Any]:
+    """The row of a recording finished by an earlier run, from its analyzer (the same numbers as a new run)."""
+    from .analyzer import load_sorting_analyzer
+
+    analyzer_folder = folder / "analyzer.zarr" if (folder / "analyzer.zarr").exists() else folder / "analyzer"
+    row = {"input": str(path), "output": str(folder), "status": "skipped", "error": ""}
+    row.update(_summary_row(summarize_analyzer(load_sorting_analyzer(analyzer_folder))))
+    return row
 
 
 def run_batch(
     inputs: str | Path | Sequence[str | Path],
     output_dir: str | Path,
-    options: dict[str, Any] | None = None,
+    options: PipelineOptions | Mapping[str, Any] | None = None,
+    reader: Mapping[str, Any] | None = None,
     scheduler: str | None = None,
     client=None,
     n_workers: int | None = None,
@@ -147,8 +160,12 @@ def run_batch(
     output_dir : str or Path
         Each recording's analyzer and report go to ``output_dir/<name>``; the table to
         ``output_dir/batch_summary.csv`` (and ``.json``).
-    options : dict or None, default: None
-        Options of ``tavrnn run`` by Python name (``method="sttc"``, ``window_s=120``, ``epochs=300``, ...).
+    options : PipelineOptions, dict or None, default: None
+        The settings of every recording's run (a dict by flat names: ``method="sttc"``, ``window_s=120``,
+        ``epochs=300``, ...; see :meth:`PipelineOptions.from_dict <spikeinterface_tavrnn.pipeline.PipelineOptions.from_dict>`).
+        None for the package's defaults.
+    reader : dict or None, default: None
+        Keyword arguments of ``read_sorting`` (``format``, ``sampling_frequency``).
     scheduler : str or None, default: None
         Address of a running Dask scheduler; None starts a ``LocalCluster``.
     client : dask.distributed.Client or None, default: None
@@ -170,16 +187,22 @@ def run_batch(
 
     paths = expand_inputs(inputs)
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise TavrnnInputError(f"batch output {str(output_dir)!r} is a file; give a folder")
     output_dir.mkdir(parents=True, exist_ok=True)
-    options = {**(options or {}), "quiet": True, "overwrite": overwrite}
+    options = _as_options(options)
+    options.validate()
 
     rows, todo = [], []
     for path in paths:
         folder = output_folder_for(path, output_dir)
         if is_finished(folder) and not overwrite:
-            rows.append({"input": str(path), "output": str(folder), "status": "skipped", **_summary_row(folder)})
-        else:
-            todo.append((path, folder))
+            try:
+                rows.append(_finished_row(path, folder))
+                continue
+            except Exception:  # an unreadable earlier result is computed again
+                pass
+        todo.append((path, folder))
 
     own_cluster = None
     if todo:
@@ -191,7 +214,7 @@ def run_batch(
             else:
                 client = Client(scheduler)
         try:
-            futures = [client.submit(process_recording, str(p), str(f), options, pure=False) for p, f in todo]
+            futures = [client.submit(process_recording, str(p), str(f), options, reader, pure=False) for p, f in todo]
             for future in tqdm(as_completed(futures), total=len(futures), disable=not verbose, desc="recordings"):
                 rows.append(future.result())
         finally:
@@ -202,24 +225,17 @@ def run_batch(
     order = {str(path): i for i, path in enumerate(paths)}
     rows.sort(key=lambda row: order[row["input"]])
     write_table(rows, output_dir / "batch_summary.csv")
-    (output_dir / "batch_summary.json").write_text(json.dumps(rows, indent=2, default=str))
+    write_text_atomic(output_dir / "batch_summary.json", json.dumps(rows, indent=2, default=str))
     return rows
 
 
 def write_table(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write the batch rows as CSV (standard columns first, then link scores; tracebacks stay in the JSON)."""
+    """Write the batch rows as CSV, atomically (standard columns first, then link scores; tracebacks stay in the JSON)."""
     extra = sorted({key for row in rows for key in row} - set(TABLE_COLUMNS) - {"traceback"})
     columns = TABLE_COLUMNS + extra
-    temporary = path.with_suffix(".csv.partial")
-    with temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: row.get(key, "") for key in columns})
-    temporary.replace(path)
-
-
-def batch_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``tavrnn run`` options of a parsed ``tavrnn batch`` command line."""
-    skip = {"command", "inputs", "output", "scheduler", "n_workers", "overwrite", "quiet", "intervals"}
-    return {key: value for key, value in vars(args).items() if key not in skip}
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in columns})
+    write_text_atomic(path, buffer.getvalue())

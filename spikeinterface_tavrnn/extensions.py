@@ -16,12 +16,25 @@ Curation
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
 
 import spikeinterface.postprocessing  # noqa: F401  (registers built-in extensions before ours depends on them)
 from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_result_extension
+
+from .connectivity import compute_connectivity
+from .defaults import ParamsWithSignature, model_defaults, signature_defaults
+from .errors import TavrnnInputError
+from .spiketrains import SpikeTrains
+
+_CONNECTIVITY_DEFAULTS = signature_defaults(compute_connectivity)
+_SEGMENT_DEFAULT = signature_defaults(SpikeTrains.from_sorting)["segment_index"]
+#: Whether spike times are checked for plausibility (owner: ``compute_connectivity`` once it takes the parameter).
+_CHECK_SPIKE_TIMES_DEFAULT = _CONNECTIVITY_DEFAULTS.get("check_spike_times", True)
+#: Parameters of the embeddings extension besides the model's.
+_EMBEDDING_EXTRA_DEFAULTS = {"score_links": False, "model_path": None}
 
 #: Version of the data layout of both extensions; bumped when a saved analyzer would be read wrongly.
 DATA_FORMAT_VERSION = 1
@@ -110,7 +123,7 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
 
     Parameters
     ----------
-    method : str, default: "sttc"
+    method : str, default: that of ``compute_connectivity`` ("sttc")
         A registered estimator: "sttc" (spike time tiling coefficient), "pearson" (binned correlation),
         "crosscorr" (peak normalised cross-correlation), or one added with ``register_estimator``.
     window_s : float or None, default: 120.0
@@ -134,10 +147,10 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
     backend : "fast" | "elephant", default: "fast"
         Compute with this package's kernels or through Elephant's functions (slow; for cross-checks).
     threshold : float or None, default: None
-        Keep edges with ``|value| >= threshold``. When threshold, density and significance are all None,
-        ``density=0.1`` is used.
-    density : float or None, default: None
-        Keep this fraction of the strongest unit pairs in each window.
+        Keep edges with ``|value| >= threshold`` (then ``density`` is not used).
+    density : float or None, default: 0.1
+        Keep this fraction of the strongest unit pairs in each window; used when neither ``threshold`` nor
+        ``significance`` is given.
     significance : float or None, default: None
         Keep pairs whose value beats spike-jitter surrogates at this level (alpha).
     jitter_ms : float, default: 10.0
@@ -146,10 +159,13 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
         Number of surrogates, with ``significance``.
     seed : int or None, default: 0
         Seed of the surrogates.
-    segment_index : int, default: 0
+    segment_index : int, default: that of ``SpikeTrains.from_sorting``
         Segment to analyse.
     label_property : str or None, default: "auto"
         Sorting property with unit labels (region, well), as in ``SpikeTrains.from_sorting``.
+    check_spike_times : bool, default: that of ``compute_connectivity`` (True)
+        Refuse implausible spike times (a spike far beyond the others, times that look like milliseconds) before
+        computing; False to override.
 
     Returns
     -------
@@ -166,7 +182,7 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
 
     def _set_params(
         self,
-        method: str = "sttc",
+        method: str = _CONNECTIVITY_DEFAULTS["method"],
         window_s: float | None = 120.0,
         step_s: float | None = 60.0,
         window_starts_s: list | None = None,
@@ -177,26 +193,29 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
         binary: bool | None = None,
         max_lag_ms: float | None = None,
         method_kwargs: dict | None = None,
-        backend: str = "fast",
+        backend: str = _CONNECTIVITY_DEFAULTS["backend"],
         threshold: float | None = None,
-        density: float | None = None,
+        density: float | None = 0.1,
         significance: float | None = None,
         jitter_ms: float = 10.0,
         n_surrogates: int = 99,
         seed: int | None = 0,
-        segment_index: int = 0,
+        segment_index: int | None = _SEGMENT_DEFAULT,
         label_property: str | None = "auto",
+        check_spike_times: bool = _CHECK_SPIKE_TIMES_DEFAULT,
     ) -> dict:
         from .connectivity import available_methods
 
         if method not in available_methods():
-            raise ValueError(f"Unknown connectivity method {method!r}; available: {available_methods()}.")
+            raise TavrnnInputError(f"unknown connectivity method {method!r}; available: {available_methods()}")
         if (window_starts_s is None) != (window_stops_s is None):
-            raise ValueError("Give both window_starts_s and window_stops_s for behaviour-aligned windows.")
+            raise TavrnnInputError("give both window_starts_s and window_stops_s for behaviour-aligned windows")
+        if threshold is not None and significance is not None:
+            raise TavrnnInputError("give one edge rule: threshold, density or significance, not both threshold and significance")
+        if threshold is not None or significance is not None:
+            density = None  # the density default applies only when no other rule is given
         if threshold is None and density is None and significance is None:
-            density = 0.1
-        if sum(x is not None for x in (threshold, density, significance)) != 1:
-            raise ValueError("Give exactly one of threshold, density or significance.")
+            raise TavrnnInputError("give one edge rule: threshold, density or significance")
         as_list = lambda values: None if values is None else np.asarray(values).tolist()  # noqa: E731
         return dict(
             method=method,
@@ -217,8 +236,9 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
             jitter_ms=float(jitter_ms),
             n_surrogates=int(n_surrogates),
             seed=seed,
-            segment_index=int(segment_index),
+            segment_index=segment_index if segment_index is None or isinstance(segment_index, str) else int(segment_index),
             label_property=label_property,
+            check_spike_times=bool(check_spike_times),
         )
 
     # -------------------------------------------------------------- computing
@@ -253,8 +273,11 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
             sorting_analyzer, segment_index=p["segment_index"], label_property=p["label_property"], duplicates="keep"
         )
         windows = self._windows(spikes)
+        checks = {}
+        if "check_spike_times" in _CONNECTIVITY_DEFAULTS:
+            checks["check_spike_times"] = p.get("check_spike_times", _CHECK_SPIKE_TIMES_DEFAULT)
         sequence = compute_connectivity(
-            spikes, windows, method=p["method"], backend=p["backend"], verbose=verbose, **self._method_params()
+            spikes, windows, method=p["method"], backend=p["backend"], verbose=verbose, **checks, **self._method_params()
         )
         graphs = sequence.to_graphs(
             threshold=p["threshold"],
@@ -409,52 +432,14 @@ class ComputeFunctionalConnectivity(AnalyzerExtension):
 class ComputeTAVRNNEmbeddings(AnalyzerExtension):
     """TAVRNN node embeddings of every unit in every window of the ``functional_connectivity`` graphs.
 
-    Parameters are those of :class:`spikeinterface_tavrnn.TAVRNN` (see its documentation), plus
-    ``score_links``.
+    Parameters are those of :class:`spikeinterface_tavrnn.TAVRNN`, with its defaults (read from its signature, so
+    ``spikeinterface.core.get_default_analyzer_extension_params("tavrnn_embeddings")`` reports them; the model's
+    progress bar, thread and multi-recording settings excluded), plus the two below. ``node_features`` must be one
+    of the names ("auto", "graph", "adjacency", "identity", "structural"): for custom feature arrays use the
+    estimator directly on ``functional_connectivity``'s ``get_graphs()``.
 
     Parameters
     ----------
-    z_dim : int, default: 8
-        Embedding size.
-    h_dim : int, default: 32
-        Recurrent state size.
-    n_layers : int, default: 1
-        Graph GRU layers.
-    attention : bool, default: True
-        Temporal attention on (TAVRNN) or off (VGRNN).
-    attention_mode : "gated" | "published", default: "gated"
-        How the attended history enters the recurrent state (see :class:`~spikeinterface_tavrnn.TAVRNN`).
-    attention_window : int or None, default: None
-        Number of windows attended to; None for the whole history.
-    history_node : bool, default: True
-        Add the graph-level history node.
-    node_features : "auto" | "graph" | "adjacency" | "identity" | "structural", default: "auto"
-        "graph" (= "auto" here): rows of the unthresholded absolute connectivity matrix, as published for MEA data;
-        "adjacency": rows of the thresholded weighted adjacency; "identity": one-hot unit identity; "structural":
-        per-window node statistics (degree, clustering, connectivity profile, firing rate), which do not tie the
-        model to this recording's units.
-    use_edge_weight : bool, default: False
-        Weight GCN messages by connectivity values.
-    reconstruction : "auto" | "dense" | "sampled", default: "auto"
-        Exact dense reconstruction loss or negative-sampled (for large unit counts).
-    kl_weight : float, default: 1.0
-        Weight of the KL term of the ELBO.
-    learning_rate : float, default: 0.01
-        Adam learning rate.
-    epochs : int, default: 300
-        Training epochs.
-    early_stopping : int or None, default: 50
-        Stop after this many epochs without improvement of the loss.
-    clip_grad_norm : float or None, default: 10.0
-        Gradient clipping norm.
-    device : str, default: "auto"
-        "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
-    seed : int or None, default: 0
-        Seed of initialisation and sampling.
-    preset : str or None, default: None
-        "parity" for the published settings.
-    bptt_windows : int or None, default: None
-        Truncated back-propagation through this many windows (long sessions); None: through all.
     score_links : bool, default: False
         Also compute link detection / prediction scores (trains a second model with hidden edges).
     model_path : str or None, default: None
@@ -475,60 +460,35 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
     need_job_kwargs = False
     need_backward_compatibility_on_load = True
 
-    def _set_params(
-        self,
-        z_dim: int = 8,
-        h_dim: int = 32,
-        n_layers: int = 1,
-        attention: bool = True,
-        attention_mode: str = "gated",
-        attention_window: int | None = None,
-        history_node: bool = True,
-        node_features: str = "auto",
-        use_edge_weight: bool = False,
-        reconstruction: str = "auto",
-        kl_weight: float = 1.0,
-        learning_rate: float = 0.01,
-        epochs: int = 300,
-        early_stopping: int | None = 50,
-        clip_grad_norm: float | None = 10.0,
-        device: str = "auto",
-        seed: int | None = 0,
-        preset: str | None = None,
-        bptt_windows: int | None = None,
-        score_links: bool = False,
-        model_path: str | None = None,
-    ) -> dict:
-        if not isinstance(node_features, str):
-            raise ValueError(
-                "In the analyzer extension node_features must be 'auto', 'graph', 'adjacency', 'identity' or "
-                "'structural'; for custom "
-                "feature arrays "
-                "use the TAVRNN estimator directly on extension.get_graphs()."
+    def _embedding_params(self, **params) -> dict:
+        """Check the given parameters and complete them with the defaults (those of ``TAVRNN``)."""
+        defaults = {**model_defaults(), **_EMBEDDING_EXTRA_DEFAULTS}
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise TavrnnInputError(f"unknown tavrnn_embeddings parameter(s) {unknown}; known: {sorted(defaults)}")
+        params = {**defaults, **params}
+        if not isinstance(params["node_features"], str):
+            raise TavrnnInputError(
+                "in the analyzer extension node_features must be 'auto', 'graph', 'adjacency', 'identity' or "
+                "'structural'; for custom feature arrays use the TAVRNN estimator directly on extension.get_graphs()"
             )
-        return dict(
-            z_dim=int(z_dim),
-            h_dim=int(h_dim),
-            n_layers=int(n_layers),
-            attention=bool(attention),
-            attention_mode=attention_mode,
-            attention_window=attention_window,
-            history_node=bool(history_node),
-            node_features=node_features,
-            use_edge_weight=bool(use_edge_weight),
-            reconstruction=reconstruction,
-            kl_weight=float(kl_weight),
-            learning_rate=float(learning_rate),
-            epochs=int(epochs),
-            early_stopping=early_stopping,
-            clip_grad_norm=clip_grad_norm,
-            device=device,
-            seed=seed,
-            preset=preset,
-            bptt_windows=None if bptt_windows is None else int(bptt_windows),
-            score_links=bool(score_links),
-            model_path=None if model_path is None else str(model_path),
-        )
+        for key in ("z_dim", "h_dim", "n_layers", "epochs"):
+            params[key] = int(params[key])
+        for key in ("attention", "history_node", "use_edge_weight", "score_links"):
+            params[key] = bool(params[key])
+        if params["bptt_windows"] is not None:
+            params["bptt_windows"] = int(params["bptt_windows"])
+        if params["model_path"] is not None:
+            params["model_path"] = str(params["model_path"])
+        return params
+
+    _set_params = ParamsWithSignature(
+        _embedding_params,
+        lambda: [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in {**model_defaults(), **_EMBEDDING_EXTRA_DEFAULTS}.items()
+        ],
+    )
 
     def _estimator(self, verbose: bool):
         from .estimator import TAVRNN
@@ -537,8 +497,9 @@ class ComputeTAVRNNEmbeddings(AnalyzerExtension):
             model = TAVRNN.load(self.params["model_path"], device=self.params["device"])
             model.verbose = verbose
             return model
-        params = {key: value for key, value in self.params.items() if key not in ("score_links", "model_path")}
-        params.setdefault("bptt_windows", None)  # analyzers saved before the parameter existed
+        defaults = model_defaults()
+        # analyzers saved before a parameter existed get its default
+        params = {**defaults, **{key: value for key, value in self.params.items() if key in defaults}}
         return TAVRNN(**params, verbose=verbose)
 
     def _run(self, verbose: bool = False, **job_kwargs) -> None:

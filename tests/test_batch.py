@@ -70,7 +70,7 @@ def test_batch_task_embeds_with_a_shared_model(tmp_path):
     model = st.TAVRNN(node_features="structural", z_dim=4, h_dim=8, epochs=2, seed=0).fit(graphs)
     model.save(tmp_path / "shared.npz")
     source = shared_data_path("hipsc_cultures", "hiPSN_tc06_d12_spikes6sd.h5")
-    row = process_recording(source, tmp_path / "out", {"model": tmp_path / "shared.npz", "quiet": True})
+    row = process_recording(source, tmp_path / "out", {"model_path": tmp_path / "shared.npz", "quiet": True})
     assert row["status"] == "done", row.get("error")
     analyzer = st.load_sorting_analyzer(tmp_path / "out" / "analyzer")
     extension = analyzer.get_extension("tavrnn_embeddings")

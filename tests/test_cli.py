@@ -1,7 +1,6 @@
 """The `tavrnn` command: run on real MEA files, behaviour intervals, the demo, overwrite protection, bad input."""
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -58,7 +57,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     unknown.write_text("hello")
     assert main(["run", str(unknown), "-o", str(tmp_path / "x")] + FAST) == 2
     error = capsys.readouterr().err
-    assert "cannot read" in error and "format=" in error and error.count("\n") == 1
+    assert "cannot read" in error and "--format" in error and error.count("\n") == 1
     source = shared_data_path("hipsc_cultures", "hiPSN_tc06_d12_spikes6sd.h5")
     assert main(["run", str(source), "--window-s", "5000", "-o", str(tmp_path / "y")] + FAST) == 2
     assert "longer than the recording" in capsys.readouterr().err
@@ -67,18 +66,24 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     bad_csv.write_text("begin,end\n0,1\n")
     assert main(["run", str(source), "--intervals", str(bad_csv), "-o", str(tmp_path / "z")] + FAST) == 2
     assert "start_s and stop_s" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
 
 
-def test_demo_runs_from_the_installed_command(tmp_path):
-    command = shutil.which("tavrnn") or None
-    args = ([command] if command else [sys.executable, "-m", "spikeinterface_tavrnn.cli"]) + [
-        "demo", "--output", str(tmp_path / "demo"), "--epochs", "5"] + FAST[2:]
+def test_demo_runs_without_warnings_and_labels_its_stages(tmp_path):
+    args = [sys.executable, "-m", "spikeinterface_tavrnn.cli", "demo", "--output", str(tmp_path / "demo"), "--epochs", "5",
+            "--z-dim", "4", "--h-dim", "8"]  # fmt: skip
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    for stage in ("connectivity", "TAVRNN fit", "link scoring", "report"):
+        assert stage in result.stderr
     assert (tmp_path / "demo" / "report" / "index.html").is_file()
     summary = json.loads((tmp_path / "demo" / "report" / "summary.json").read_text())
     assert summary["recording"]["n_units"] == 31
     assert np.isfinite(summary["model"]["final_loss"])
+    quiet = subprocess.run(args[:5] + [str(tmp_path / "demo2")] + args[6:] + ["--quiet"], capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
 
 
 def test_run_embeds_with_a_saved_cross_recording_model(tmp_path):
