@@ -76,3 +76,53 @@ def test_batch_task_embeds_with_a_shared_model(tmp_path):
     extension = analyzer.get_extension("tavrnn_embeddings")
     assert extension.params["model_path"] == str((tmp_path / "shared.npz").resolve())
     assert extension.get_data().shape[2] == 4
+
+
+def _synthetic_recordings(folder, n=2):
+    import numpy as np
+    import spikeinterface.core as si
+
+    paths = []
+    for k in range(n):
+        rng = np.random.default_rng(k)
+        samples = [np.sort(rng.uniform(0, 60, 120)) for _ in range(5)]
+        labels = np.concatenate([np.full(s.size, u) for u, s in enumerate(samples)])
+        samples = (np.concatenate(samples) * 10_000).astype(np.int64)
+        order = np.argsort(samples, kind="stable")
+        sorting = si.NumpySorting.from_samples_and_labels([samples[order]], [labels[order]], 10_000.0)
+        paths.append(folder / f"rec{k}")
+        sorting.save(folder=paths[-1])
+    return paths
+
+
+def test_batch_results_are_values_and_a_rerun_resumes(tmp_path):
+    """Rows come from the pipeline's results; a rerun after a run killed mid-replace restores and completes it."""
+    from spikeinterface_tavrnn.pipeline import PipelineOptions
+
+    paths = _synthetic_recordings(tmp_path)
+    options = PipelineOptions.from_dict(window_s=20.0, step_s=20.0, epochs=2, z_dim=2, h_dim=4, seed=0)
+    output = tmp_path / "out"
+    rows = run_batch([str(p) for p in paths], output, options=options, n_workers=1, verbose=False)
+    assert [row["status"] for row in rows] == ["done", "done"], [row["error"] for row in rows]
+    assert all(row["n_windows"] == 2 and row["n_units"] == 5 for row in rows)
+    table = (output / "batch_summary.csv").read_text().splitlines()
+    assert len(table) == 3 and not [p for p in output.iterdir() if p.name.startswith(".batch_summary")]
+
+    # a killed run left rec0's old output set aside (not yet replaced) and removed rec1's output entirely
+    (output / "rec0").rename(output / ".rec0.previous-0123456789ab")
+    shutil.rmtree(output / "rec1")
+    again = run_batch([str(p) for p in paths], output, options=options, n_workers=1, verbose=False)
+    assert [row["status"] for row in again] == ["done", "done"], [row["error"] for row in again]
+    assert sorted(p.name for p in output.iterdir() if not p.name.endswith(".lock")) == [
+        "batch_summary.csv", "batch_summary.json", "rec0", "rec1"]  # fmt: skip
+    third = run_batch([str(p) for p in paths], output, options=options, n_workers=1, verbose=False)
+    assert [row["status"] for row in third] == ["skipped", "skipped"]
+    assert [row["n_windows"] for row in third] == [2, 2]  # the numbers of a finished run, from its analyzer
+
+
+def test_batch_does_not_import_the_command_line():
+    import subprocess
+    import sys
+
+    code = "import sys, spikeinterface_tavrnn.batch; print('spikeinterface_tavrnn.cli' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -159,10 +159,13 @@ def test_behaviour_windows_and_labels_are_stored(tmp_path):
 
 def test_bad_parameters_fail_early():
     analyzer = create_analyzer_from_spikes(_sorting())
-    with pytest.raises(ValueError, match="Unknown connectivity method"):
+    with pytest.raises(ValueError, match="unknown connectivity method"):
         analyzer.compute("functional_connectivity", method="granger")
-    with pytest.raises(ValueError, match="exactly one"):
-        analyzer.compute("functional_connectivity", threshold=0.5, density=0.1)
+    with pytest.raises(ValueError, match="not both threshold and significance"):
+        analyzer.compute("functional_connectivity", threshold=0.5, significance=0.05)
+    analyzer.compute("functional_connectivity", window_s=20.0, threshold=0.5)  # the density default gives way
+    params = analyzer.get_extension("functional_connectivity").params
+    assert params["threshold"] == 0.5 and params["density"] is None
     with pytest.raises(ValueError, match="longer than the recording"):
         analyzer.compute("functional_connectivity", window_s=600.0)
     with pytest.raises(AssertionError, match="requires functional_connectivity"):
