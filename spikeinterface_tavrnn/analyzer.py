@@ -9,6 +9,8 @@ has one contact per unit at the unit's location, so that every spike-time extens
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 from typing import Sequence
 
@@ -52,7 +54,7 @@ def create_analyzer_from_spikes(
         probe contact annotation ``region``. When None, an existing ``region`` property is kept.
     durations_s : sequence of float or None, default: None
         Duration of each segment in seconds. When None: the sorting's ``t_stop_s`` annotation (set by this
-        package's readers), else the attached recording, else the last spike plus one sample.
+        package's readers), else the registered recording, else the last spike plus one sample, with a warning.
     overwrite : bool, default: False
         Replace an existing folder.
 
@@ -65,7 +67,7 @@ def create_analyzer_from_spikes(
     >>> import spikeinterface.core as sc
     >>> from spikeinterface_tavrnn import create_analyzer_from_spikes
     >>> sorting = sc.generate_sorting(num_units=4, durations=[10.0], seed=0)
-    >>> analyzer = create_analyzer_from_spikes(sorting)
+    >>> analyzer = create_analyzer_from_spikes(sorting, durations_s=[10.0])
     >>> analyzer.get_num_units()
     4
     """
@@ -222,6 +224,12 @@ def _segment_durations_s(sorting, durations_s) -> list[float]:
         for segment in range(n_segments):
             samples = vector["sample_index"][vector["segment_index"] == segment]
             durations.append((samples.max() + 1) / fs if samples.size else 1.0 / fs)
+        warnings.warn(
+            f"The sorting knows no recording span; it was inferred from the last spike ({durations[0]:g} s in "
+            "segment 0), so the last window may be cut short or dropped. Pass durations_s= or register the "
+            "recording (sorting.register_recording(recording)).",
+            stacklevel=3,
+        )
     spike_vector = sorting.to_spike_vector()
     for segment, duration in enumerate(durations):
         if duration <= 0:

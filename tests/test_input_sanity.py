@@ -195,3 +195,20 @@ def test_one_segment_sorting_out_of_range_is_a_clear_error():
     sorting = sc.generate_sorting(num_units=3, durations=[10.0], seed=1)
     with pytest.raises(TavrnnInputError, match=r"1 segment\(s\); give an integer from 0 to 0"):
         SpikeTrains.from_sorting(sorting, segment_index=1, t_stop=10.0)
+
+
+def test_analyzer_without_a_known_span_warns_like_the_script_path():
+    import spikeinterface.core as sc
+
+    from spikeinterface_tavrnn import create_analyzer_from_spikes
+
+    sorting = sc.generate_sorting(num_units=3, durations=[30.0], seed=0)
+    with pytest.warns(UserWarning, match="inferred from the last spike"):
+        analyzer = create_analyzer_from_spikes(sorting)
+    with pytest.warns(UserWarning, match="inferred from the last spike"):
+        script = SpikeTrains.from_sorting(sorting)
+    assert SpikeTrains.from_sorting(analyzer).t_stop_s == pytest.approx(script.t_stop_s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        analyzer = create_analyzer_from_spikes(sorting, durations_s=[30.0])
+    assert SpikeTrains.from_sorting(analyzer).t_stop_s == 30.0
