@@ -665,3 +665,22 @@ def test_axion_reader_never_ends_in_a_traceback(tmp_path):
             assert sorting.count_total_num_spikes() <= n_spikes  # a cut never invents spikes
 
     check()
+
+
+@pytest.mark.filterwarnings("ignore:The extractor is not serializable")
+def test_damaged_folders_of_other_formats_are_one_line_errors(tmp_path):
+    pytest.importorskip("pandas", reason="SpikeInterface's phy reader needs pandas")
+    phy = _write_phy(tmp_path / "phy")
+    (phy / "spike_clusters.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(TavrnnInputError, match="looks like a phy folder but could not be read") as info:
+        read_sorting(phy)
+    assert "\n" not in str(info.value)
+    saved = NumpySorting.from_samples_and_labels([np.array([5, 9])], [np.array([0, 1])], 1000.0).save(
+        folder=tmp_path / "si"
+    )
+    assert detect_format(tmp_path / "si") == "spikeinterface"
+    for name in ("si_folder.json", "provenance.json"):
+        if (tmp_path / "si" / name).exists():
+            (tmp_path / "si" / name).write_text("{not json")
+    with pytest.raises(TavrnnInputError, match="looks like a spikeinterface folder but could not be read"):
+        read_sorting(tmp_path / "si")

@@ -181,18 +181,50 @@ def read_sorting(path: str | Path, format: str | None = None, **kwargs):
         return read_sjemea_hdf5(path, **kwargs)
     if format == "axion_spike_list":
         return read_axion_spike_list(path, **kwargs)
-    if format == "spikeinterface":
-        from spikeinterface.core import load
+    if format not in _OTHER_READERS:
+        raise TavrnnInputError(f"Unknown format '{format}'. Supported formats: {', '.join(SUPPORTED_FORMATS)}.")
+    try:
+        return _OTHER_READERS[format](path, **kwargs)
+    except (TavrnnInputError, FileNotFoundError, TypeError, ImportError):
+        raise  # already clear, or a wrong keyword / missing package that the message names
+    except Exception as err:  # a damaged file makes third-party readers fail in many ways; name the file and why
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TavrnnInputError(
+            f"'{path}' looks like a {format} {'folder' if path.is_dir() else 'file'} but could not be read "
+            f"({type(err).__name__}: {detail[:200]}); it may be incomplete or damaged, or pass format=... if it is "
+            "another format."
+        ) from err
 
-        return load(path, **kwargs)
-    if format in ("phy", "kilosort"):
-        from spikeinterface.extractors import read_kilosort, read_phy
 
-        return (read_phy if format == "phy" else read_kilosort)(path, **kwargs)
-    if format == "nwb":
-        from spikeinterface.extractors import read_nwb_sorting
+def _read_spikeinterface(path: Path, **kwargs):
+    from spikeinterface.core import load
 
-        return read_nwb_sorting(path, **kwargs)
-    if format == "neo":
-        return read_neo_sorting(path, **kwargs)
-    raise TavrnnInputError(f"Unknown format '{format}'. Supported formats: {', '.join(SUPPORTED_FORMATS)}.")
+    return load(path, **kwargs)
+
+
+def _read_phy(path: Path, **kwargs):
+    from spikeinterface.extractors import read_phy
+
+    return read_phy(path, **kwargs)
+
+
+def _read_kilosort(path: Path, **kwargs):
+    from spikeinterface.extractors import read_kilosort
+
+    return read_kilosort(path, **kwargs)
+
+
+def _read_nwb(path: Path, **kwargs):
+    from spikeinterface.extractors import read_nwb_sorting
+
+    return read_nwb_sorting(path, **kwargs)
+
+
+#: Readers of formats that other packages implement; their failures on damaged files become TavrnnInputError.
+_OTHER_READERS = {
+    "spikeinterface": _read_spikeinterface,
+    "phy": _read_phy,
+    "kilosort": _read_kilosort,
+    "nwb": _read_nwb,
+    "neo": lambda path, **kwargs: read_neo_sorting(path, **kwargs),
+}
