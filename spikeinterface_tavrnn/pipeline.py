@@ -287,7 +287,9 @@ def check_inputs(sorting: Any, options: PipelineOptions, names: Mapping[str, str
             raise TavrnnInputError(
                 f"{name('segment_index')} {index}: the recording has {n_segments} segment(s), numbered 0 to {n_segments - 1}"
             )
-        spikes = SpikeTrains.from_sorting(sorting, segment_index=index, label_property=None, duplicates="keep")
+        with warnings.catch_warnings():  # the computation itself warns about the same spikes, once
+            warnings.simplefilter("ignore")
+            spikes = SpikeTrains.from_sorting(sorting, segment_index=index, label_property=None, duplicates="keep")
     span = (spikes.t_start_s, spikes.t_stop_s)
     if c.windows is not None:
         windows = c.windows

@@ -120,7 +120,7 @@ CASES = [
 INPUT_CASES = [
     ("input-missing", "{root}/nothing.h5", "no such file"),
     ("input-unknown-format", "{text_input}", "--format"),
-    ("input-truncated-gz", "{truncated_gz}", "cannot read"),
+    ("input-truncated-gz", "{truncated_gz}", "truncated"),
 ]
 
 
