@@ -684,3 +684,18 @@ def test_damaged_folders_of_other_formats_are_one_line_errors(tmp_path):
             (tmp_path / "si" / name).write_text("{not json")
     with pytest.raises(TavrnnInputError, match="looks like a spikeinterface folder but could not be read"):
         read_sorting(tmp_path / "si")
+
+
+def test_experiment_log_damage(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"Well,Treatment\r\nA1,drugX\r\n\x00\x00\x00\r\nB2,ctl\r\n")
+    with pytest.warns(UserWarning, match="skipped 1 NUL-byte row"):
+        log = read_axion_experiment_log(path)
+    assert log == {"A1": {"well": "A1", "treatment": "drugX"}, "B2": {"well": "B2", "treatment": "ctl"}}
+    packed = gzip.compress(path.read_bytes() * 50)
+    (tmp_path / "log.csv.gz").write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(TavrnnInputError, match="truncated or damaged gzip"):
+        read_axion_experiment_log(tmp_path / "log.csv.gz")
+    (tmp_path / "blank.csv").write_text("\n\n")
+    with pytest.raises(TavrnnInputError, match="is empty"):
+        read_axion_experiment_log(tmp_path / "blank.csv")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import re
 import warnings
 import zlib
@@ -99,10 +98,20 @@ def read_axion_experiment_log(file_path: str | Path) -> dict[str, dict[str, str]
     file_path = Path(file_path)
     if not file_path.is_file():
         raise FileNotFoundError(f"Axion experiment log not found: '{file_path}'")
-    rows = list(csv.reader(io.StringIO(_open_text(file_path).replace("\r\n", "\n").replace("\r", "\n"))))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    source = f"Axion experiment log '{file_path.name}'"
+    rows, damaged = [], {"NUL-byte": [], "undecodable": []}
+    for line_number, line in enumerate(_split_lines(_open_text(file_path)), start=1):
+        if "\x00" in line:
+            damaged["NUL-byte"].append(line_number)
+        elif _REPLACEMENT_CHARACTER in line:
+            damaged["undecodable"].append(line_number)
+        else:
+            row = next(csv.reader([line]), [])
+            if any(cell.strip() for cell in row):
+                rows.append(row)
+    warn_skipped_rows(source, damaged)
     if not rows:
-        raise TavrnnInputError(f"Axion experiment log '{file_path.name}' is empty.")
+        raise TavrnnInputError(f"{source} is empty: give the plate's experiment log (one row per well).")
     header = [c.strip().lower() for c in rows[0]]
     if "well" not in header or "treatment" not in header:
         raise TavrnnInputError(
