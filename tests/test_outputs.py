@@ -4,6 +4,7 @@ import json
 import os
 import resource
 import signal
+import string
 import subprocess
 import sys
 import time
@@ -363,7 +364,7 @@ def test_full_or_read_only_file_system(tmp_path, read_only):
 
 
 @settings(max_examples=25, deadline=None)
-@given(steps=st.lists(st.tuples(st.sampled_from(["ok", "fail", "no-overwrite"]), st.text(min_size=1, max_size=8)),
+@given(steps=st.lists(st.tuples(st.sampled_from(["ok", "fail", "no-overwrite"]), st.text(alphabet=string.ascii_letters + string.digits + " ", min_size=1, max_size=8)),
                       min_size=1, max_size=5))
 def test_the_output_always_holds_the_last_successful_run(tmp_path_factory, steps):
     folder = tmp_path_factory.mktemp("o")
