@@ -63,7 +63,8 @@ def synthetic_graphs(n_windows: int, seed: int = 0):
 def run_case(name: str, repeats: int) -> dict:
     import torch
 
-    from spikeinterface_tavrnn.estimator import TAVRNN, _Trainer
+    from spikeinterface_tavrnn.estimator import TAVRNN
+    from spikeinterface_tavrnn.training import Trainer
 
     n_windows, bptt, attention_window = CASES[name]
     graphs = synthetic_graphs(n_windows)
@@ -77,7 +78,7 @@ def run_case(name: str, repeats: int) -> dict:
     )
     cfg = est._config()
     with torch.random.fork_rng(devices=[]):
-        trainer = _Trainer(est, graphs, cfg, torch.device("cpu"), 0)
+        trainer = Trainer(graphs, cfg, torch.device("cpu"), 0)
         before_mb = _rss_mb()
         times = []
         # one more epoch than timed: the first also loads the compiled CPU kernels (numba's cache) and allocates the

@@ -49,12 +49,13 @@ def synthetic_recordings(count: int, n_windows: int = 20, seed: int = 0) -> list
 def run_case(count: int) -> dict:
     import torch
 
-    from spikeinterface_tavrnn.estimator import TAVRNN, _Trainer
+    from spikeinterface_tavrnn.estimator import TAVRNN
+    from spikeinterface_tavrnn.training import Trainer
 
     recordings = synthetic_recordings(count)
     est = TAVRNN(node_features="structural", recordings_per_step=4, reconstruction="dense", seed=0, device="cpu")
     with torch.random.fork_rng(devices=[]):
-        trainer = _Trainer(est, recordings, est._config(), torch.device("cpu"), 0, as_list=True)
+        trainer = Trainer(recordings, est._config(), torch.device("cpu"), 0, as_list=True)
         data_mb = _rss_mb()
         times = []
         for _ in range(2):

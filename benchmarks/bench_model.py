@@ -115,7 +115,8 @@ def run_case(name: str, repeats: int, device_name: str = "cpu") -> dict:
     """Run one case in this process and return its measurements."""
     import torch
 
-    from spikeinterface_tavrnn.estimator import TAVRNN, _Trainer
+    from spikeinterface_tavrnn.estimator import TAVRNN
+    from spikeinterface_tavrnn.training import Trainer
 
     device = torch.device(device_name)
     spec = CASES[name]
@@ -127,7 +128,7 @@ def run_case(name: str, repeats: int, device_name: str = "cpu") -> dict:
     _matmul_s(a, b)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         start = time.perf_counter()
-        trainer = _Trainer(est, graphs, cfg, device, 0)
+        trainer = Trainer(graphs, cfg, device, 0)
         setup_s = time.perf_counter() - start
         trainer.step()  # warm-up
         if device.type == "cuda":

@@ -52,7 +52,8 @@ def export_revision(revision: str, into: Path) -> None:
 
 
 def trainer(package: str, case: dict, graphs_arrays: tuple):
-    """A ``_Trainer`` of ``package`` on the case, warmed up by one epoch."""
+    """A trainer of ``package`` on the case, warmed up by one epoch (``training.Trainer``, or the estimator's
+    ``_Trainer`` in revisions before the estimator was split)."""
     import torch
 
     estimator = importlib.import_module(f"{package}.estimator")
@@ -60,7 +61,11 @@ def trainer(package: str, case: dict, graphs_arrays: tuple):
     edge_indices, n_nodes, features = graphs_arrays
     graphs = graphs_module.GraphSequence(edge_indices, n_nodes, node_features=features)
     est = estimator.TAVRNN(**estimator_params(case))
-    run = estimator._Trainer(est, graphs, est._config(), torch.device("cpu"), 0)
+    if hasattr(estimator, "_Trainer"):
+        run = estimator._Trainer(est, graphs, est._config(), torch.device("cpu"), 0)
+    else:
+        training = importlib.import_module(f"{package}.training")
+        run = training.Trainer(graphs, est._config(), torch.device("cpu"), 0)
     run.step()
     return run
 

@@ -1,30 +1,31 @@
-"""The :class:`TAVRNN` estimator: training loop, devices, seeds, progress, embeddings, link scores, save / load."""
+"""The :class:`TAVRNN` estimator: its parameters, ``fit``, ``transform`` and what reads a fitted model.
+
+The training loop is :mod:`spikeinterface_tavrnn.training`, saving and loading :mod:`spikeinterface_tavrnn.persistence`,
+link scores :mod:`spikeinterface_tavrnn.link_scores`, the torch modules :mod:`spikeinterface_tavrnn.model`.
+"""
 
 from __future__ import annotations
 
-import copy
 import functools
-import io
-import json
-import math
 import os
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 
+from .errors import TavrnnInputError
 from .graphs import GraphSequence
-from .model.attention import ATTENTION_MODES
-from .model.features import PreparedSequence, prepare_sequence, resolve_feature_kind
-from .model.losses import NegativeSampler, kl_normal, reconstruction_loss
-from .model.tavrnn import ModelOutput, TAVRNNModule
+from .persistence import FORMAT_VERSION
 
-__all__ = ["TAVRNN", "PARITY_PRESET", "FORMAT_VERSION"]
+if TYPE_CHECKING:
+    import torch
 
-#: Version of the file / state layout written by :meth:`TAVRNN.save` and :meth:`TAVRNN.get_state`.
-FORMAT_VERSION = 1
+    from .model.features import PreparedSequence
+    from .model.tavrnn import ModelOutput
+
+__all__ = ["TAVRNN", "PARITY_PRESET", "FORMAT_VERSION", "SINGLE_THREAD_MAX_NODES"]
 
 #: Settings of the published TAVRNN (Khajehnejad et al. 2024) that ``preset="parity"`` imposes. The published
 #: defects are not reproduced: every parameter is trained (defect 1), the model runs on any device (5), embeddings are
@@ -44,40 +45,17 @@ PARITY_PRESET = {
     "early_stopping": None,
 }
 
-_PARAM_NAMES = (
-    "z_dim",
-    "h_dim",
-    "n_layers",
-    "attention",
-    "attention_mode",
-    "attention_window",
-    "history_node",
-    "node_features",
-    "use_edge_weight",
-    "reconstruction",
-    "negative_ratio",
-    "dense_max_nodes",
-    "kl_weight",
-    "learning_rate",
-    "epochs",
-    "early_stopping",
-    "clip_grad_norm",
-    "device",
-    "seed",
-    "verbose",
-    "preset",
-    "num_threads",
-    "bptt_windows",
-    "recordings_per_step",
-)
-
 #: Graphs up to this many nodes run on one CPU thread with ``num_threads="auto"``.
 SINGLE_THREAD_MAX_NODES = 512
+
+_ATTENTION_MODES = ("gated", "published")
 
 
 @contextmanager
 def _torch_threads(num_threads: int | None):
     """Run a block with ``num_threads`` CPU threads in torch (None: leave the setting alone)."""
+    import torch
+
     if num_threads is None or num_threads == torch.get_num_threads():
         yield
         return
@@ -100,15 +78,7 @@ def _with_thread_policy(method):
     return wrapper
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-class TAVRNN:
+class TAVRNN(BaseEstimator):
     """Temporal Attention-enhanced Variational Graph RNN: unsupervised node embeddings of a dynamic graph.
 
     A variational graph recurrent network (VGRNN: GCN encoder, recurrent prior, inner-product decoder, graph GRU)
@@ -159,7 +129,7 @@ class TAVRNN:
         Weight of the KL term of the ELBO (1 = the published negative ELBO).
     learning_rate : float, default: 0.01
         Adam learning rate, as published.
-    epochs : int, default: 500
+    epochs : int, default: 300
         Maximum number of epochs (one epoch = one gradient step on the whole sequence, as published for DishBrain).
     early_stopping : int or None, default: 50
         Stop when the training loss has not improved by more than 1e-4 (relative) for this many epochs; None or 0
@@ -168,9 +138,9 @@ class TAVRNN:
         Clip the gradient norm (VGRNN's value; the published code configured clipping but never applied it).
     device : str or torch.device, default: "auto"
         "auto" uses CUDA when available, else the CPU.
-    seed : int or None, default: None
-        Seeds initialisation, sampling and negative sampling; with a seed, CPU runs are bit-for-bit repeatable
-        and CUDA runs agree to rounding (CUDA's sparse products may add in any order).
+    seed : int or None, default: 0
+        Seeds initialisation, sampling and negative sampling; with a seed, CPU runs are bit-for-bit repeatable in
+        any process and CUDA runs agree to rounding (CUDA's sparse products may add in any order).
         None draws a seed (kept in ``seed_``).
     verbose : bool, default: False
         Show a tqdm progress bar over epochs with the loss.
@@ -181,8 +151,7 @@ class TAVRNN:
     num_threads : int, "auto" or None, default: "auto"
         CPU threads torch uses while this estimator computes. "auto": one thread for graphs of at most 512 nodes,
         whose per-window operations are too small to gain from threads (on a busy machine, torch's default threads
-        made such models 10-50 times slower), and torch's own setting above that; None: torch's own setting. The
-        compiled CPU kernels run on the same threads (torch's OpenMP workers, rows split among them), so on a
+        made such models 10-50 times slower), and torch's own setting above that; None: torch's own setting. On a
         machine whose cores are busy with other work, fewer threads can be faster.
     bptt_windows : int or None, default: None
         Truncated back-propagation through time: the gradient flows through at most this many consecutive windows.
@@ -218,12 +187,6 @@ class TAVRNN:
         deviation are ``structural_mean_`` and ``structural_scale_``.
     seed_ : int
         The seed used.
-
-    Notes
-    -----
-    On the CPU, one-layer models with gated or no attention run their recurrence in numba kernels
-    (:mod:`spikeinterface_tavrnn.model.cpu_kernels`), compiled at the first fit after installation (several seconds,
-    then cached on disk); the published attention, float64 and CUDA run the same arithmetic as PyTorch operations.
 
     Examples
     --------
@@ -270,11 +233,11 @@ class TAVRNN:
         dense_max_nodes: int = 2048,
         kl_weight: float = 1.0,
         learning_rate: float = 1e-2,
-        epochs: int = 500,
+        epochs: int = 300,
         early_stopping: int | None = 50,
         clip_grad_norm: float | None = 10.0,
-        device: str | torch.device = "auto",
-        seed: int | None = None,
+        device: "str | torch.device" = "auto",
+        seed: int | None = 0,
         verbose: bool = False,
         preset: str | None = None,
         num_threads: int | str | None = "auto",
@@ -306,6 +269,7 @@ class TAVRNN:
         self.bptt_windows = bptt_windows
         self.recordings_per_step = recordings_per_step
 
+
     # ------------------------------------------------------------------ parameters
     def _resolve_num_threads(self, graphs: Any) -> int | None:
         if self.num_threads == "auto":
@@ -315,52 +279,48 @@ class TAVRNN:
             else:
                 num_nodes = getattr(graphs, "num_nodes", None)
             return 1 if num_nodes is not None and num_nodes <= SINGLE_THREAD_MAX_NODES else None
-        if self.num_threads is not None and (int(self.num_threads) != self.num_threads or self.num_threads < 1):
-            raise ValueError(f"num_threads must be 'auto', None or a positive integer, got {self.num_threads!r}.")
+        if self.num_threads is not None and (
+            isinstance(self.num_threads, bool) or int(self.num_threads) != self.num_threads or self.num_threads < 1
+        ):
+            raise TavrnnInputError(
+                f"num_threads must be 'auto', None or a positive integer, got {self.num_threads!r}."
+            )
         return self.num_threads
-
-    def get_params(self, deep: bool = True) -> dict:
-        """Constructor parameters (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in _PARAM_NAMES}
-
-    def set_params(self, **params) -> "TAVRNN":
-        """Set constructor parameters (scikit-learn convention)."""
-        for name, value in params.items():
-            if name not in _PARAM_NAMES:
-                raise ValueError(f"unknown parameter {name!r}; valid parameters: {', '.join(_PARAM_NAMES)}.")
-            setattr(self, name, value)
-        return self
 
     def _config(self) -> dict:
         """Parameters after the preset, validated."""
         cfg = self.get_params()
         if cfg["preset"] is not None:
             if cfg["preset"] != "parity":
-                raise ValueError(f"preset must be None or 'parity', got {cfg['preset']!r}.")
+                raise TavrnnInputError(f"preset must be None or 'parity', got {cfg['preset']!r}.")
             cfg.update(PARITY_PRESET)
         for name in ("z_dim", "h_dim", "n_layers", "epochs"):
-            if int(cfg[name]) != cfg[name] or cfg[name] < 1:
-                raise ValueError(f"{name} must be a positive integer, got {cfg[name]!r}.")
-        if cfg["attention_mode"] not in ATTENTION_MODES:
-            raise ValueError(f"attention_mode must be one of {ATTENTION_MODES}, got {cfg['attention_mode']!r}.")
-        if cfg["attention_window"] is not None and (
-            int(cfg["attention_window"]) != cfg["attention_window"] or cfg["attention_window"] < 1
-        ):
-            raise ValueError(f"attention_window must be None or a positive integer, got {cfg['attention_window']!r}.")
+            value = cfg[name]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or int(value) != value or value < 1:
+                raise TavrnnInputError(f"{name} must be a positive integer, got {value!r}.")
+        if cfg["attention_mode"] not in _ATTENTION_MODES:
+            raise TavrnnInputError(
+                f"attention_mode must be one of {_ATTENTION_MODES}, got {cfg['attention_mode']!r}."
+            )
+        window = cfg["attention_window"]
+        if window is not None and (isinstance(window, bool) or int(window) != window or window < 1):
+            raise TavrnnInputError(f"attention_window must be None or a positive integer, got {window!r}.")
         if cfg["reconstruction"] not in ("auto", "dense", "sampled"):
-            raise ValueError(f"reconstruction must be 'auto', 'dense' or 'sampled', got {cfg['reconstruction']!r}.")
+            raise TavrnnInputError(
+                f"reconstruction must be 'auto', 'dense' or 'sampled', got {cfg['reconstruction']!r}."
+            )
         if not cfg["learning_rate"] > 0:
-            raise ValueError(f"learning_rate must be > 0, got {cfg['learning_rate']!r}.")
+            raise TavrnnInputError(f"learning_rate must be > 0, got {cfg['learning_rate']!r}.")
         if cfg["kl_weight"] < 0:
-            raise ValueError(f"kl_weight must be >= 0, got {cfg['kl_weight']!r}.")
+            raise TavrnnInputError(f"kl_weight must be >= 0, got {cfg['kl_weight']!r}.")
         if not cfg["negative_ratio"] > 0:
-            raise ValueError(f"negative_ratio must be > 0, got {cfg['negative_ratio']!r}.")
+            raise TavrnnInputError(f"negative_ratio must be > 0, got {cfg['negative_ratio']!r}.")
         bptt = cfg["bptt_windows"]
         if bptt is not None and (isinstance(bptt, bool) or int(bptt) != bptt or bptt < 1):
-            raise ValueError(f"bptt_windows must be None or a positive integer, got {bptt!r}.")
+            raise TavrnnInputError(f"bptt_windows must be None or a positive integer, got {bptt!r}.")
         per_step = cfg["recordings_per_step"]
         if isinstance(per_step, bool) or int(per_step) != per_step or per_step < 1:
-            raise ValueError(f"recordings_per_step must be a positive integer, got {per_step!r}.")
+            raise TavrnnInputError(f"recordings_per_step must be a positive integer, got {per_step!r}.")
         return cfg
 
     # ------------------------------------------------------------------ helpers
@@ -383,7 +343,7 @@ class TAVRNN:
             return [graphs], False
         if isinstance(graphs, (list, tuple)):
             if not graphs:
-                raise ValueError("got an empty list of graph sequences; pass at least one GraphSequence.")
+                raise TavrnnInputError("got an empty list of graph sequences; pass at least one GraphSequence.")
             for index, g in enumerate(graphs):
                 if not isinstance(g, GraphSequence):
                     raise TypeError(
@@ -394,81 +354,16 @@ class TAVRNN:
         return [self._check_graphs(graphs)], False
 
     def _structural(self, graphs: GraphSequence) -> np.ndarray:
-        """Standardised structural features of ``graphs`` (T, N, F), checked against the fitted feature names."""
-        from .structural import structural_node_features
+        """Standardised structural features of ``graphs`` (T, N, F), with the fitted scaler."""
+        from .training import StructuralScaler
 
-        raw, names = structural_node_features(graphs)
-        if tuple(names) != tuple(self.structural_features_):
-            missing = sorted(set(self.structural_features_) - set(names))
-            hint = (
-                " (the training graphs carried firing rates: build these graphs with ConnectivitySequence.to_graphs, "
-                "or set firing_rates_hz)"
-                if "log_rate" in missing
-                else ""
-            )
-            raise ValueError(
-                f"the model was fitted on structural features {list(self.structural_features_)}, these graphs give "
-                f"{list(names)}{hint}."
-            )
-        return (raw - self.structural_mean_) / self.structural_scale_
+        scaler = StructuralScaler(tuple(self.structural_features_), self.structural_mean_, self.structural_scale_)
+        return scaler.transform(graphs)
 
-    def _fit_structural(self, recordings: list[GraphSequence]) -> list[np.ndarray]:
-        """Learn the standardisation of the structural features on the training recordings; return theirs."""
-        from .structural import structural_node_features
+    def _prepare(self, graphs: GraphSequence, cfg: dict, kind: str, array: Any, device: "torch.device"):
+        from .training import prepare
 
-        raws, names = [], None
-        for index, graphs in enumerate(recordings):
-            raw, these = structural_node_features(graphs)
-            if names is not None and tuple(these) != tuple(names):
-                raise ValueError(
-                    f"recording {index} gives structural features {list(these)} but recording 0 gives {list(names)}: "
-                    "either every sequence carries firing_rates_hz or none does."
-                )
-            names = these
-            raws.append(raw)
-        flat = np.concatenate([r.reshape(-1, r.shape[2]) for r in raws]).astype(np.float64)
-        self.structural_features_ = tuple(names)
-        self.structural_mean_ = flat.mean(axis=0).astype(np.float32)
-        std = flat.std(axis=0)
-        self.structural_scale_ = np.where(std > 1e-8, std, 1.0).astype(np.float32)
-        return [(r - self.structural_mean_) / self.structural_scale_ for r in raws]
-
-    def _wired(self, cfg: dict) -> bool:
-        return bool(cfg["attention"] and cfg["history_node"] and cfg["attention_mode"] == "published")
-
-    def _prepare(self, graphs: GraphSequence, cfg: dict, kind: str, array: Any, device: torch.device):
-        return prepare_sequence(
-            graphs,
-            kind,
-            feature_array=array,
-            wired_history_node=self._wired(cfg),
-            use_edge_weight=cfg["use_edge_weight"],
-            device=device,
-        )
-
-    def _build_module(self, cfg: dict, n_features: int, kind: str) -> TAVRNNModule:
-        return TAVRNNModule(
-            n_features,
-            kind,
-            h_dim=int(cfg["h_dim"]),
-            z_dim=int(cfg["z_dim"]),
-            n_layers=int(cfg["n_layers"]),
-            attention=bool(cfg["attention"]),
-            attention_mode=cfg["attention_mode"],
-            attention_window=cfg["attention_window"],
-            history_node=bool(cfg["history_node"]),
-            wired_index=-1 if self._wired(cfg) else None,  # the wired node is appended last, whatever N
-        )
-
-    @staticmethod
-    def _loss(
-        out: ModelOutput, prep: PreparedSequence, mode: str, negatives, kl_weight: float, compiled: bool = True
-    ) -> torch.Tensor:
-        rec = reconstruction_loss(
-            out.z, prep, mode=mode, negatives=negatives, compiled=compiled, precomputed=out.pairwise
-        )
-        kl = kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma, compiled=compiled)
-        return (rec + kl_weight * kl).sum()
+        return prepare(graphs, cfg, kind, array, device)
 
     # ------------------------------------------------------------------ fit
     @_with_thread_policy
@@ -490,51 +385,37 @@ class TAVRNN:
         TAVRNN
             ``self``, fitted.
         """
-        from tqdm.auto import tqdm
+        from .training import resolve_device, train
 
         recordings, as_list = self._check_recordings(graphs)
         cfg = self._config()
-        device = _resolve_device(cfg["device"])
+        device = resolve_device(cfg["device"])
         seed = int(cfg["seed"]) if cfg["seed"] is not None else int(np.random.SeedSequence().generate_state(1)[0])
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
-            trainer = _Trainer(self, recordings, cfg, device, seed, as_list)
-            patience = int(cfg["early_stopping"] or 0)
-            history: list[float] = []
-            best, since_best = math.inf, 0
-            bar = tqdm(range(int(cfg["epochs"])), desc="TAVRNN", disable=not cfg["verbose"], leave=False)
-            for _ in bar:
-                value = trainer.step()
-                history.append(value)
-                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-                if patience:
-                    # The first epoch always counts as an improvement (inf - inf would be NaN).
-                    if not math.isfinite(best) or value < best - 1e-4 * abs(best):
-                        best, since_best = value, 0
-                    else:
-                        since_best += 1
-                        if since_best >= patience:
-                            break
-            bar.close()
-        module = trainer.module.eval()
-        module.workspaces.clear()  # training's reusable scratch buffers are not needed by transform
+        result = train(recordings, cfg, device, seed, as_list)
+        module = result.module
+        if hasattr(module, "workspaces"):
+            module.workspaces.clear()  # training's reusable scratch buffers are not needed by transform
 
         self.module_ = module
-        self.loss_history_ = np.asarray(history, dtype=np.float64)
-        self.n_features_in_ = int(trainer.prepared[0].n_features)
+        self.loss_history_ = result.loss_history
+        self.n_features_in_ = int(result.prepared[0].n_features)
         nodes, windows = [int(g.num_nodes) for g in recordings], [len(g) for g in recordings]
         self.n_recordings_ = len(recordings)
         self.n_nodes_ = nodes if as_list else nodes[0]
         self.n_windows_ = windows if as_list else windows[0]
-        self.feature_kind_ = trainer.kind
-        modes = sorted(set(trainer.modes))
+        self.feature_kind_ = result.kind
+        scaler = result.scaler
+        self.structural_features_ = None if scaler is None else scaler.names
+        if scaler is not None:
+            self.structural_mean_, self.structural_scale_ = scaler.mean, scaler.scale
+        modes = sorted(set(result.modes))
         self.reconstruction_ = modes[0] if len(modes) == 1 else "mixed"
         self.device_ = device
         self.seed_ = seed
-        self.n_epochs_ = len(history)
-        self._fit_array = None if trainer.array is None else np.asarray(trainer.array, dtype=np.float32)
+        self.n_epochs_ = len(result.loss_history)
+        self._fit_array = result.array
         attention = []
-        for g, prepared in zip(recordings, trainer.prepared):
+        for g, prepared in zip(recordings, result.prepared):
             out = self._run(g, sample=False, prepared=prepared)
             attention.append(None if out.attention is None else out.attention.cpu().numpy().astype(np.float64))
         self.attention_weights_ = attention if as_list and attention[0] is not None else attention[0]
@@ -543,7 +424,9 @@ class TAVRNN:
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):
-            raise RuntimeError("this TAVRNN is not fitted yet; call fit(graphs) first (or TAVRNN.load(path)).")
+            raise NotFittedError(
+                "this TAVRNN is not fitted yet; call fit(graphs) first (or TAVRNN.load(path))."
+            )
 
     def _prepare_for_inference(self, graphs: GraphSequence, node_features: Any = None) -> PreparedSequence:
         cfg = self._config()
@@ -584,11 +467,15 @@ class TAVRNN:
         self,
         graphs: GraphSequence,
         sample: bool = False,
-        prepared: PreparedSequence | None = None,
+        prepared: "PreparedSequence | None" = None,
         node_features: Any = None,
         seed: int | None = None,
-    ) -> ModelOutput:
+    ) -> "ModelOutput":
         """Forward pass without gradients; history-node rows removed."""
+        import torch
+
+        from .model.tavrnn import ModelOutput
+
         self._check_fitted()
         prep = prepared if prepared is not None else self._prepare_for_inference(graphs, node_features)
         generator = None
@@ -660,7 +547,6 @@ class TAVRNN:
         return self._run(self._check_graphs(graphs), sample=False, node_features=node_features).prior_mu.cpu().numpy()
 
     # ------------------------------------------------------------------ link scores
-    @_with_thread_policy
     def score_links(
         self,
         graphs: GraphSequence,
@@ -668,135 +554,15 @@ class TAVRNN:
         n_prediction_windows: int | None = None,
         seed: int | None = None,
     ) -> dict:
-        """VGRNN's intrinsic quality measures: link detection and one-step link prediction.
+        """Link detection and one-step link prediction of a new model with these parameters (VGRNN's protocol).
 
-        Protocol. The last ``n_prediction_windows`` windows are held out. In every other (training) window a fraction
-        ``hidden_fraction`` of the undirected edges is hidden, and a new model with this estimator's parameters is
-        trained on the reduced graphs (this estimator's fitted state is not changed).
-
-        * Link detection: for each training window, the hidden edges are scored against as many sampled non-edges
-          (pairs without an edge in the full graph) with ``sigmoid(mu_i . mu_j)`` from that window's posterior means.
-        * Link prediction: the recurrence then runs on into the held-out windows (whose graphs the model never
-          trained on); each held-out window t's edges are scored against as many sampled non-edges with the prior
-          means of ``p(Z_t | H_{t-1})``, which depend on windows < t only.
-
-        AUC and average precision are computed per window (scikit-learn) and averaged over windows.
-
-        Parameters
-        ----------
-        graphs : GraphSequence
-            Any sequence of at least two windows.
-        hidden_fraction : float, default: 0.15
-            Fraction of each training window's edges hidden for link detection (VGRNN's protocol).
-        n_prediction_windows : int or None, default: None
-            Held-out windows for link prediction; None: ``min(3, n_windows // 4)`` (0 disables prediction).
-        seed : int or None, default: None
-            Seed of the edge split, the non-edge draws and the new model (default: this estimator's ``seed``).
-
-        Returns
-        -------
-        dict
-            ``detection_auc``, ``detection_ap``, ``prediction_auc``, ``prediction_ap`` (floats, NaN when not
-            computed) and per-window arrays ``detection_auc_per_window``, ``detection_ap_per_window``,
-            ``prediction_auc_per_window``, ``prediction_ap_per_window``, plus ``train_windows`` and
-            ``prediction_windows`` (index arrays).
+        See :func:`spikeinterface_tavrnn.link_scores.score_links`, which this calls with ``self``.
         """
-        from sklearn.metrics import average_precision_score, roc_auc_score
+        from .link_scores import score_links
 
-        graphs = self._check_graphs(graphs)
-        if not 0 < hidden_fraction < 1:
-            raise ValueError(f"hidden_fraction must be in (0, 1), got {hidden_fraction}.")
-        n_windows, n = len(graphs), graphs.num_nodes
-        if n_prediction_windows is None:
-            n_prediction_windows = min(3, n_windows // 4)
-        n_prediction_windows = int(n_prediction_windows)
-        n_train = n_windows - n_prediction_windows
-        if n_train < 1:
-            raise ValueError(
-                f"n_prediction_windows={n_prediction_windows} leaves no training window out of {n_windows}."
-            )
-        if seed is None:
-            seed = self.seed if self.seed is not None else getattr(self, "seed_", None)
-        rng = np.random.default_rng(seed)
-
-        def non_edges(t: int, count: int) -> np.ndarray:
-            """``count`` distinct node pairs i < j without an edge in window t (fewer if there are not enough)."""
-            ei = graphs.edge_index(t)
-            existing = np.unique(ei[0] * n + ei[1])
-            count = min(count, n * (n - 1) // 2 - existing.size // 2)
-            chosen = np.zeros(0, dtype=np.int64)
-            while chosen.size < count:
-                i = rng.integers(0, n, 2 * count + 16)
-                j = rng.integers(0, n, 2 * count + 16)
-                keys = np.minimum(i, j) * n + np.maximum(i, j)
-                keys = keys[(i != j) & ~np.isin(keys, existing)]
-                _, first = np.unique(np.concatenate([chosen, keys]), return_index=True)
-                merged = np.concatenate([chosen, keys])[np.sort(first)]  # keep draw order: reproducible
-                chosen = merged[:count]
-            return np.stack([chosen // n, chosen % n])
-
-        reduced, hidden = [], []
-        for t in range(n_windows):
-            ei, w = graphs.edge_index(t), graphs.edge_weight(t)
-            upper = ei[0] < ei[1]
-            und, und_w = ei[:, upper], w[upper]
-            if t < n_train:
-                n_hide = int(round(hidden_fraction * und.shape[1]))
-                perm = rng.permutation(und.shape[1])
-                hide, keep = perm[:n_hide], np.sort(perm[n_hide:])
-                hidden.append(und[:, hide])
-                und, und_w = und[:, keep], und_w[keep]
-            reduced.append((np.concatenate([und, und[::-1]], axis=1), np.concatenate([und_w, und_w])))
-        reduced_graphs = GraphSequence(
-            [r[0] for r in reduced],
-            n,
-            edge_weights=[r[1] for r in reduced],
-            node_features=graphs.node_features,
-            node_ids=graphs.node_ids,
-            node_labels=graphs.node_labels,
-            firing_rates_hz=graphs.firing_rates_hz,
+        return score_links(
+            self, graphs, hidden_fraction=hidden_fraction, n_prediction_windows=n_prediction_windows, seed=seed
         )
-        params = {**self.get_params(), "seed": int(rng.integers(0, 2**31 - 1))}
-        features = params["node_features"]
-        per_window = not isinstance(features, str) and np.ndim(features) == 3
-        if per_window:
-            params["node_features"] = np.asarray(features)[:n_train]
-        helper = TAVRNN(**params).fit(reduced_graphs[:n_train])
-        out = helper._run(reduced_graphs, sample=False, node_features=features if per_window else None)
-        mu, prior = out.mu.cpu().numpy(), out.prior_mu.cpu().numpy()
-
-        def scores(emb: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
-            if pos.shape[1] == 0 or neg.shape[1] == 0:
-                return math.nan, math.nan
-            logit = np.concatenate([(emb[pos[0]] * emb[pos[1]]).sum(1), (emb[neg[0]] * emb[neg[1]]).sum(1)])
-            label = np.concatenate([np.ones(pos.shape[1]), np.zeros(neg.shape[1])])
-            prob = 1.0 / (1.0 + np.exp(-logit))
-            return float(roc_auc_score(label, prob)), float(average_precision_score(label, prob))
-
-        det = np.array([scores(mu[t], hidden[t], non_edges(t, hidden[t].shape[1])) for t in range(n_train)])
-        pred = []
-        for t in range(n_train, n_windows):
-            ei = graphs.edge_index(t)
-            pos = ei[:, ei[0] < ei[1]]
-            pred.append(scores(prior[t], pos, non_edges(t, pos.shape[1])))
-        pred = np.array(pred).reshape(-1, 2)
-
-        def mean(x: np.ndarray) -> float:
-            x = x[np.isfinite(x)]
-            return float(x.mean()) if x.size else math.nan
-
-        return {
-            "detection_auc": mean(det[:, 0]),
-            "detection_ap": mean(det[:, 1]),
-            "prediction_auc": mean(pred[:, 0]),
-            "prediction_ap": mean(pred[:, 1]),
-            "detection_auc_per_window": det[:, 0],
-            "detection_ap_per_window": det[:, 1],
-            "prediction_auc_per_window": pred[:, 0],
-            "prediction_ap_per_window": pred[:, 1],
-            "train_windows": np.arange(n_train),
-            "prediction_windows": np.arange(n_train, n_windows),
-        }
 
     # ------------------------------------------------------------------ state, save, load
     def get_state(self) -> tuple[dict, dict]:
@@ -812,47 +578,13 @@ class TAVRNN:
             ``state.<name>`` for every tensor of the module's state_dict, ``loss_history``, ``attention_weights``
             (when attention is on) and ``node_features`` (array features).
         """
-        self._check_fitted()
-        from . import __version__
+        from .persistence import get_state
 
-        params = self.get_params()
-        arrays: dict[str, np.ndarray] = {}
-        if not isinstance(params["node_features"], str):
-            arrays["node_features"] = np.asarray(params["node_features"], dtype=np.float32)
-            params["node_features"] = "array"
-        params["device"] = str(params["device"])
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "package_version": __version__,
-            "torch_version": torch.__version__,
-            "params": params,
-            "fitted": {
-                "n_features_in": self.n_features_in_,
-                "n_nodes": self.n_nodes_,
-                "n_windows": self.n_windows_,
-                "feature_kind": self.feature_kind_,
-                "reconstruction": self.reconstruction_,
-                "seed": self.seed_,
-                "n_epochs": self.n_epochs_,
-                "n_recordings": getattr(self, "n_recordings_", 1),
-                "structural_features": list(getattr(self, "structural_features_", None) or []),
-            },
-        }
-        for name, tensor in self.module_.state_dict().items():
-            arrays[f"state.{name}"] = tensor.detach().cpu().numpy()
-        arrays["loss_history"] = self.loss_history_
-        if isinstance(self.attention_weights_, list):
-            for index, weights in enumerate(self.attention_weights_):
-                arrays[f"attention_weights.{index}"] = weights
-        elif self.attention_weights_ is not None:
-            arrays["attention_weights"] = self.attention_weights_
-        if getattr(self, "structural_features_", None):
-            arrays["structural_mean"] = self.structural_mean_
-            arrays["structural_scale"] = self.structural_scale_
-        return meta, arrays
+        self._check_fitted()
+        return get_state(self)
 
     @classmethod
-    def from_state(cls, params: dict, arrays: dict, device: str | torch.device | None = None) -> "TAVRNN":
+    def from_state(cls, params: dict, arrays: dict, device: "str | torch.device | None" = None) -> "TAVRNN":
         """Rebuild a fitted estimator from :meth:`get_state` output.
 
         Parameters
@@ -868,231 +600,37 @@ class TAVRNN:
         Returns
         -------
         TAVRNN
+
+        Raises
+        ------
+        TavrnnInputError
+            The state is of another format version, incomplete, or holds non-finite weights.
         """
-        version = params.get("format_version") if isinstance(params, dict) else None
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"cannot read a TAVRNN state of format version {version!r} (written by spikeinterface_tavrnn "
-                f"{params.get('package_version', 'unknown') if isinstance(params, dict) else 'unknown'}); this "
-                f"version reads format {FORMAT_VERSION}. Install the package version that wrote it, or re-fit."
-            )
-        ctor = dict(params["params"])
-        if ctor.get("node_features") == "array":
-            ctor["node_features"] = np.asarray(arrays["node_features"])
-        est = cls(**ctor)
-        cfg = est._config()
-        fitted = params["fitted"]
-        target = _resolve_device(device if device is not None else cfg["device"])
-        if target.type == "cuda" and not torch.cuda.is_available():
-            target = torch.device("cpu")
-        module = est._build_module(cfg, int(fitted["n_features_in"]), fitted["feature_kind"])
-        prefix = "state."
-        state = {k[len(prefix) :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith(prefix)}
-        try:
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(f"the saved weights do not match the saved parameters: {err}") from err
-        est.module_ = module.to(target).eval()
-        est.device_ = target
-        est.loss_history_ = np.asarray(arrays["loss_history"], dtype=np.float64)
-        aw = arrays.get("attention_weights")
-        est.attention_weights_ = None if aw is None else np.asarray(aw, dtype=np.float64)
-        n_recordings = int(fitted.get("n_recordings", 1))
-        if aw is None and "attention_weights.0" in arrays:
-            est.attention_weights_ = [
-                np.asarray(arrays[f"attention_weights.{i}"], dtype=np.float64) for i in range(n_recordings)
-            ]
-        est.n_recordings_ = n_recordings
-        est.n_features_in_ = int(fitted["n_features_in"])
-        est.n_nodes_ = fitted["n_nodes"] if isinstance(fitted["n_nodes"], list) else int(fitted["n_nodes"])
-        est.n_windows_ = fitted["n_windows"] if isinstance(fitted["n_windows"], list) else int(fitted["n_windows"])
-        names = fitted.get("structural_features") or []
-        est.structural_features_ = tuple(names) if names else None
-        if names:
-            est.structural_mean_ = np.asarray(arrays["structural_mean"], dtype=np.float32)
-            est.structural_scale_ = np.asarray(arrays["structural_scale"], dtype=np.float32)
-        est.feature_kind_ = fitted["feature_kind"]
-        est.reconstruction_ = fitted["reconstruction"]
-        est.seed_ = int(fitted["seed"])
-        est.n_epochs_ = int(fitted["n_epochs"])
-        est._fit_array = None if "node_features" not in arrays else np.asarray(arrays["node_features"])
-        return est
+        from .persistence import from_state
+
+        return from_state(cls, params, arrays, device=device)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` as a NumPy ``.npz`` archive (no pickle).
 
         The archive holds ``__meta__`` (a JSON string: format version, package and torch versions, constructor
-        parameters, fitted sizes) and the arrays of :meth:`get_state` (``state.<name>`` weights, ``loss_history``,
-        ``attention_weights``, array ``node_features``). The file is written to ``path`` as given.
+        parameters, fitted sizes) and the arrays of :meth:`get_state`. It is written beside ``path`` and renamed
+        over it, so a failed write leaves an existing file as it was.
         """
-        meta, arrays = self.get_state()
-        payload = {"__meta__": np.array(json.dumps(meta))}
-        payload.update(arrays)
-        buffer = io.BytesIO()
-        np.savez(buffer, **payload)
-        with open(path, "wb") as f:
-            f.write(buffer.getvalue())
+        from .persistence import save
+
+        self._check_fitted()
+        save(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "TAVRNN":
-        """Read a model written by :meth:`save` (see :meth:`from_state` for ``device``)."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (ValueError, OSError) as err:
-            raise ValueError(f"{os.fspath(path)!r} is not a TAVRNN file written by TAVRNN.save: {err}") from err
-        if "__meta__" not in arrays:
-            raise ValueError(f"{os.fspath(path)!r} is not a TAVRNN file written by TAVRNN.save (no __meta__ entry).")
-        meta = json.loads(str(arrays.pop("__meta__")))
-        return cls.from_state(meta, arrays, device=device)
+    def load(cls, path: str | os.PathLike, device: "str | torch.device | None" = None) -> "TAVRNN":
+        """Read a model written by :meth:`save` (see :meth:`from_state` for ``device``).
 
-    def __repr__(self) -> str:
-        defaults = TAVRNN().get_params()
-        changed = {k: v for k, v in self.get_params().items() if not _same(v, defaults[k])}
-        inner = ", ".join(f"{k}={'array' if isinstance(v, np.ndarray) else repr(v)}" for k, v in changed.items())
-        return f"TAVRNN({inner})"
+        Raises
+        ------
+        TavrnnInputError
+            The file is missing, damaged, of another format version, or holds non-finite weights.
+        """
+        from .persistence import load
 
-    def __deepcopy__(self, memo):
-        new = self.__class__(**copy.deepcopy(self.get_params(), memo))
-        for key, value in self.__dict__.items():
-            if key not in _PARAM_NAMES:
-                setattr(new, key, copy.deepcopy(value, memo))
-        return new
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return False
-    return a == b
-
-
-class _Trainer:
-    """One training run: the prepared recordings, module, optimiser and samplers; :meth:`step` is one epoch.
-
-    Each recording is cut into chunks of ``bptt_windows`` windows (one chunk without truncation); the recurrent state
-    is carried across chunks, detached, and the gradients of all chunks of the recordings of one mini-batch are
-    accumulated before the optimiser step. Must be created inside the caller's ``torch.random.fork_rng`` block (it
-    seeds the global generator for the module's initialisation).
-    """
-
-    def __init__(
-        self,
-        estimator: TAVRNN,
-        recordings: list[GraphSequence] | GraphSequence,
-        cfg: dict,
-        device: torch.device,
-        seed: int,
-        as_list: bool = False,
-    ):
-        if isinstance(recordings, GraphSequence):
-            recordings = [recordings]
-        self.cfg = cfg
-        self.kind = self._resolve_kind(cfg["node_features"], recordings, as_list)
-        self.array = cfg["node_features"] if self.kind == "array" else None
-        arrays = [self.array] * len(recordings)
-        if self.kind == "structural":
-            arrays = estimator._fit_structural(recordings)
-        else:
-            estimator.structural_features_ = None
-        self.prepared = [
-            estimator._prepare(graphs, cfg, self.kind, array, device) for graphs, array in zip(recordings, arrays)
-        ]
-        widths = {p.n_features for p in self.prepared}
-        if len(widths) > 1:
-            raise ValueError(
-                f"the recordings give node features of different widths {sorted(widths)}; one model needs one width "
-                "(use node_features='structural')."
-            )
-        self.modes = []
-        for prepared in self.prepared:
-            mode = cfg["reconstruction"]
-            if mode == "auto":
-                mode = "dense" if prepared.n_total <= int(cfg["dense_max_nodes"]) else "sampled"
-            self.modes.append(mode)
-        self.mode = self.modes[0]
-        torch.manual_seed(seed)
-        self.module = estimator._build_module(cfg, self.prepared[0].n_features, self.kind).to(device)
-        self.module.train()
-        self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed)
-        length = cfg["bptt_windows"]
-        self.chunks, self.samplers = [], []
-        for r, prepared in enumerate(self.prepared):
-            step = int(length) if length is not None else prepared.n_windows
-            chunks = [prepared.chunk(a, min(a + step, prepared.n_windows)) for a in range(0, prepared.n_windows, step)]
-            self.chunks.append(chunks)
-            samplers = []
-            for c, chunk in enumerate(chunks):
-                if self.modes[r] != "sampled":
-                    samplers.append(None)
-                    continue
-                # the first chunk of the first recording keeps the run's seed (a single untruncated fit is unchanged)
-                sub_seed = seed if r == c == 0 else int(np.random.SeedSequence([seed, r, c]).generate_state(1)[0])
-                samplers.append(
-                    NegativeSampler(chunk.edge_index_with_loops, chunk.n_total, cfg["negative_ratio"], sub_seed)
-                )
-            self.samplers.append(samplers)
-        self.order_rng = np.random.default_rng(seed)
-        self.per_step = int(cfg["recordings_per_step"])
-        # the fused implementation updates every parameter in one kernel (CPU and CUDA): ~0.2 ms a step against ~1 ms
-        fused = device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=float(cfg["learning_rate"]), fused=fused)
-        self.clip = float(cfg["clip_grad_norm"]) if cfg["clip_grad_norm"] else None
-        self.kl_weight = float(cfg["kl_weight"])
-        self.epoch = 0
-
-    @staticmethod
-    def _resolve_kind(node_features: Any, recordings: list[GraphSequence], as_list: bool) -> str:
-        if not as_list:
-            return resolve_feature_kind(node_features, recordings[0])
-        if isinstance(node_features, str) and node_features == "auto":
-            return "structural"
-        kinds = {resolve_feature_kind(node_features, g) for g in recordings}
-        kind = kinds.pop()
-        if kind in ("identity", "adjacency", "array"):
-            raise ValueError(
-                f"node_features={kind!r} ties a model to one node set, so it cannot be trained on a list of "
-                "recordings; use node_features='structural' (or 'auto'), or fit one model per recording."
-            )
-        return kind
-
-    def _accumulate(self, r: int, weight: float = 1.0) -> float:
-        """Forward and backward (of ``weight`` x the loss) over every chunk of recording ``r``; returns its loss
-        (summed over windows)."""
-        state, total = None, 0.0
-        chunks = self.chunks[r]
-        for c, chunk in enumerate(chunks):
-            dense = self.modes[r] == "dense"
-            out = self.module(
-                chunk, sample=True, generator=self.generator, state=state, precompute_pairwise=dense
-            )
-            sampler = self.samplers[r][c]
-            negatives = sampler.sample() if sampler is not None else None
-            loss = TAVRNN._loss(out, chunk, self.modes[r], negatives, self.kl_weight, self.module.cpu_kernels)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss became {loss.item()} at epoch {self.epoch}; lower learning_rate or check the "
-                    "input features' scale."
-                )
-            (loss * weight if weight != 1.0 else loss).backward()
-            total += float(loss.detach())
-            if c + 1 < len(chunks):
-                state = out.state.detach()
-        return total
-
-    def step(self) -> float:
-        """One epoch: every recording once (forward, backward, clipping and an optimiser step per mini-batch of
-        recordings). Returns the loss, averaged over recordings."""
-        n = len(self.prepared)
-        order = self.order_rng.permutation(n) if n > 1 else np.zeros(1, dtype=np.int64)
-        losses = np.zeros(n)
-        for first in range(0, n, self.per_step):
-            self.optimizer.zero_grad(set_to_none=True)
-            batch = order[first : first + self.per_step]
-            for r in batch:  # the gradient of the mini-batch's mean loss
-                losses[r] = self._accumulate(int(r), 1.0 / len(batch))
-            if self.clip is not None:
-                nn.utils.clip_grad_norm_(self.module.parameters(), self.clip)
-            self.optimizer.step()
-        self.epoch += 1
-        return float(losses.mean())
+        return load(cls, path, device=device)

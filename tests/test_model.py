@@ -829,7 +829,7 @@ def test_precomputed_pairwise_term_gives_the_pytorch_loss_and_gradients(n_thread
     """The estimator's training loss with the dense term precomputed by the model (compiled kernel, its first half
     of the windows on a second thread while the recurrence runs the second half) equals the loss with the PyTorch
     dense term, in value and in every parameter gradient."""
-    from spikeinterface_tavrnn.estimator import TAVRNN
+    from spikeinterface_tavrnn.training import elbo_loss
 
     prep = prepare_sequence(_random_graphs(n=23, t=5, features=True), "graph")
     torch.manual_seed(8)
@@ -842,7 +842,7 @@ def test_precomputed_pairwise_term_gives_the_pytorch_loss_and_gradients(n_thread
             module.zero_grad()
             out = module(prep, sample=True, generator=torch.Generator().manual_seed(0), precompute_pairwise=compiled)
             assert (out.pairwise is not None) == compiled
-            loss = TAVRNN._loss(out, prep, "dense", None, 0.5, compiled=compiled)
+            loss = elbo_loss(out, prep, "dense", None, 0.5, compiled=compiled)
             loss.backward()
             results[compiled] = (loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters()})
     finally:
