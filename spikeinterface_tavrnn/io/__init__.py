@@ -80,20 +80,20 @@ def read_neo_sorting(
     try:
         reader = neo.io.get_io(str(file_or_folder))
     except OSError as err:
-        raise TavrnnInputError(f"Neo cannot identify a reader for '{file_or_folder}': {err}") from err
+        raise TavrnnInputError(f"cannot read '{file_or_folder}': Neo has no reader for it ({err})") from err
     try:
         blocks = reader.read()
     except Exception as err:
         raise TavrnnInputError(
-            f"Neo's {type(reader).__name__} could not read '{file_or_folder}' ({type(err).__name__}: {err}). "
+            f"cannot read '{file_or_folder}': Neo's {type(reader).__name__} failed ({type(err).__name__}: {err}). "
             "If it is not a Neo file, pass read_sorting(path, format=...) with one of: "
             f"{', '.join(SUPPORTED_FORMATS)}."
         ) from err
     blocks = [b for b in (blocks or []) if b is not None]
     if not blocks:
         raise TavrnnInputError(
-            f"Neo's {type(reader).__name__} found no data block in '{file_or_folder}'. If it is not a Neo file, "
-            f"pass read_sorting(path, format=...) with one of: {', '.join(SUPPORTED_FORMATS)}."
+            f"cannot read '{file_or_folder}': Neo's {type(reader).__name__} found no data block in it. If it is not a "
+            f"Neo file, pass read_sorting(path, format=...) with one of: {', '.join(SUPPORTED_FORMATS)}."
         )
     if block_index >= len(blocks):
         raise IndexError(
