@@ -196,6 +196,7 @@ def flag_names(parser: argparse.ArgumentParser | None = None) -> dict[str, str]:
 
 
 _PYTHON_ADVICE = [
+    (re.compile(r"\bpass read_sorting\(path, format=\.\.\.\)"), "give --format"),
     (re.compile(r"\bformat=\.\.\.?"), "--format"),
     (re.compile(r"\bsize_s\b"), "--window-s"),
     (re.compile(r"\bscore_links=True\b"), "--score-links"),

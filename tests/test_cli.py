@@ -57,7 +57,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     unknown.write_text("hello")
     assert main(["run", str(unknown), "-o", str(tmp_path / "x")] + FAST) == 2
     error = capsys.readouterr().err
-    assert "cannot read" in error and "--format" in error and error.count("\n") == 1
+    assert "read" in error and "--format" in error and "format=" not in error and error.count("\n") == 1
     source = shared_data_path("hipsc_cultures", "hiPSN_tc06_d12_spikes6sd.h5")
     assert main(["run", str(source), "--window-s", "5000", "-o", str(tmp_path / "y")] + FAST) == 2
     assert "longer than the recording" in capsys.readouterr().err
