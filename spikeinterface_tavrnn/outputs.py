@@ -191,6 +191,30 @@ def _newest(folders: list[Path]) -> Path:
     return max(folders, key=lambda p: p.stat().st_mtime)
 
 
+def _remove_ours(folder: Path) -> None:
+    """Delete a folder of this package so that a kill at any moment leaves it still marked, for the next run.
+
+    ``shutil.rmtree`` deletes in directory order and may delete the marker first; a run killed then would leave a
+    hidden folder that no later run recognises as its own. Here the marker is written first (an unmarked legacy
+    output) and deleted last. Best effort, like ``rmtree(ignore_errors=True)``.
+    """
+    marker = folder / MARKER_NAME
+    try:
+        if not marker.is_file():
+            mark_output(folder, "removing")
+        for entry in folder.iterdir():
+            if entry.name == MARKER_NAME:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+        folder.rmdir()
+    except OSError:
+        pass
+
+
 def _recover(target: Path) -> str | None:
     """Finish or undo what killed runs left on ``target`` (call with the lock held); say what was done."""
     done = None
@@ -210,7 +234,7 @@ def _recover(target: Path) -> str | None:
         if done:
             fsync_folder(target.parent)
     for folder in ready + previous + [p for p in _leftovers(target, "partial") if _ours(p)]:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove_ours(folder)
         done = done or "cleaned"
     return done
 
@@ -364,9 +388,8 @@ def output_folder(
             staging.rename(ready)
             _swap_into_place(ready, target)
         finally:
-            for folder in (staging,):
-                if folder.exists():
-                    shutil.rmtree(folder, ignore_errors=True)
+            if staging.exists():
+                _remove_ours(staging)
     finally:
         lock.release()
 
@@ -402,4 +425,4 @@ def _swap_into_place(ready: Path, target: Path) -> None:
         raise
     fsync_folder(target.parent)
     if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
+        _remove_ours(previous)

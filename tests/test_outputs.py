@@ -385,3 +385,39 @@ def test_the_output_always_holds_the_last_successful_run(tmp_path_factory, steps
             assert action == "no-overwrite" and expected is not None
         assert content_of(target) == expected
     assert leftovers(folder) == []
+
+
+class _KilledHere(BaseException):
+    """Stands for a SIGKILL at one point of a removal (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("kill_after", range(1, 9))
+def test_a_removal_killed_at_any_file_leaves_nothing_after_the_next_run(tmp_path, monkeypatch, kill_after):
+    # The old output holds 7 files besides its marker; the removal of the set-aside old output after a successful
+    # swap is interrupted after `kill_after` deletions. Whatever was deleted first, the next run cleans up.
+    target = tmp_path / "out"
+    with output_folder(target) as staging:
+        for sub in ("analyzer", "report"):
+            (staging / sub).mkdir()
+            for i in range(3):
+                (staging / sub / f"f{i}.bin").write_text("old")
+        (staging / "extra.txt").write_text("old")
+    real_unlink, count = os.unlink, [0]
+
+    def unlink(*args, **kwargs):
+        count[0] += 1
+        if count[0] > kill_after:
+            raise _KilledHere
+        return real_unlink(*args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    try:
+        write_output(target, "new", overwrite=True)
+    except _KilledHere:
+        pass
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    assert content_of(target) == "new"
+    recover_output(target)
+    assert leftovers(tmp_path) == []
+    write_output(target, "newer", overwrite=True)
+    assert content_of(target) == "newer" and leftovers(tmp_path) == []
