@@ -162,14 +162,19 @@ def counting_rename(self, other):
     return rename(self, other)
 pathlib.Path.rename = counting_rename
 rmtree = shutil.rmtree
-def dying_rmtree(path, *args, **kwargs):
+def dying_rmtree(path, *args, **kwargs):  # the old output set aside is being deleted: delete a part, then die
     if point == 'during-delete' and '.previous-' in str(path):
-        (pathlib.Path(path) / 'analyzer.bin').unlink()
-        die()
-    if point == 'before-delete' and '.previous-' in str(path):
+        rmtree(path, *args, **kwargs)
         die()
     return rmtree(path, *args, **kwargs)
 shutil.rmtree = dying_rmtree
+import spikeinterface_tavrnn.outputs as outputs
+remove = outputs._remove_ours
+def dying_remove(folder):
+    if point == 'before-delete' and '.previous-' in folder.name:
+        die()
+    return remove(folder)
+outputs._remove_ours = dying_remove
 with output_folder(target, overwrite=True) as staging:
     (staging / 'report').mkdir()
     (staging / 'report' / 'result.txt').write_text('new')
