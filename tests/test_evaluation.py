@@ -432,3 +432,35 @@ def test_flat_readout_keeps_each_node_in_place():
     flat = window_vectors(z, "flat")
     assert flat.shape == (2, 12)
     np.testing.assert_array_equal(flat[1, 4:8], z[1, 1])
+
+
+def test_window_similarity_and_role_change_against_direct_formulas():
+    from spikeinterface_tavrnn.evaluation import role_change, window_similarity
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(6, 5, 3))
+    z[:, 2] += np.arange(6)[:, None] * 2.0  # unit 2 drifts: the largest role change
+    d = z - z.mean(axis=0)
+    states = d.reshape(6, -1)
+    expected = np.array([[a @ b / np.linalg.norm(a) / np.linalg.norm(b) for b in states] for a in states])
+    np.testing.assert_allclose(window_similarity(z), expected, atol=1e-12)
+    change = role_change(z)
+    rms = np.sqrt((np.linalg.norm(d, axis=2) ** 2).mean(axis=0))
+    np.testing.assert_allclose(change.score, rms / np.median(rms))
+    assert change.order[0] == 2
+
+
+def test_decode_against_baselines_finds_information_beyond_rates():
+    from spikeinterface_tavrnn.evaluation import decode_against_baselines
+
+    rng = np.random.default_rng(0)
+    labels = np.tile(np.repeat(["a", "b"], 3), 6)
+    t = labels.size
+    rates = rng.gamma(2.0, 2.0, (t, 4))  # rates carry nothing
+    embeddings = rng.normal(size=(t, 4, 2)) + 2.0 * (labels == "a")[:, None, None]
+    matrices = np.tile(np.eye(4), (t, 1, 1))
+    result = decode_against_baselines(embeddings, rates, matrices, labels, n_permutations=19, seed=0)
+    assert result.results["embeddings"].balanced_accuracy > 0.9
+    assert result.results["firing_rates"].balanced_accuracy < 0.75
+    assert result.gain > 0.2 and result.gain_p_value <= 0.1 and result.adds_information
+    assert result.chance == 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 import re
 import struct
 
@@ -19,7 +20,16 @@ from spikeinterface_tavrnn.report import report_summary, write_report
 from test_widgets import make_analyzer  # noqa: E402  (tests/ is on sys.path under pytest's default import mode)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ALL_FIGURES = ["connectivity.png", "window_summary.png", "embeddings.png", "attention.png", "loss.png"]
+ALL_FIGURES = [
+    "state_similarity.png",
+    "embedding_states.png",
+    "role_change.png",
+    "attention.png",
+    "connectivity.png",
+    "window_summary.png",
+    "loss.png",
+]
+MARKER = ".spikeinterface_tavrnn_output"
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -66,9 +76,9 @@ def test_index_references_figures_and_escapes(report):
     assert "<style>" in text and "http" not in text  # self-contained
     assert "3.25" in text  # training time
     assert "detection_auc" in text
-    expected_files = ALL_FIGURES + ["link_scores.png", "index.html", "summary.json"]
+    expected_files = ALL_FIGURES + ["link_scores.png", "index.html", "summary.json", MARKER]
     assert sorted(p.name for p in folder.iterdir()) == sorted(expected_files)
-    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+    assert not [p for p in folder.parent.iterdir() if ".partial-" in p.name or ".previous-" in p.name]
 
 
 def test_summary_json_matches_analyzer(report, analyzer):
@@ -88,12 +98,12 @@ def test_summary_json_matches_analyzer(report, analyzer):
     assert summary["connectivity"]["runtime_s"] == 0.5
     model = summary["model"]
     assert model["z_dim"] == 4 and model["embeddings_shape"] == [8, 9, 4]
-    loss = analyzer.get_extension("tavrnn_embeddings").data["loss_history"]
+    loss = analyzer.get_extension("tavrnn_embeddings").get_loss_history()
     assert model["final_loss"] == pytest.approx(loss[-1]) and model["epochs_run"] == loss.size
     assert model["training_time_s"] == 3.25
     assert model["params"]["h_dim"] == 8
     assert summary["link_scores"] == {"detection_auc": 0.91, "detection_ap": 0.87, "prediction_auc": 0.8}
-    offsets = connectivity.data["edge_offsets"]
+    offsets = connectivity.data["edge_offsets"]  # the stored layout, as an independent reference
     rows = summary["windows"]
     assert [row["index"] for row in rows] == list(range(n_windows))
     np.testing.assert_allclose([row["edge_density"] for row in rows], np.diff(offsets) / (n_units * (n_units - 1)))
@@ -108,23 +118,32 @@ def test_summary_json_matches_analyzer(report, analyzer):
 def test_refuses_to_overwrite(report, analyzer):
     folder, _ = report
     before = (folder / "index.html").read_bytes()
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(ValueError, match="overwrite"):
         write_report(analyzer, folder)
     assert (folder / "index.html").read_bytes() == before
 
 
 def test_overwrite_without_embeddings(tmp_path):
     folder = tmp_path / "report"
-    folder.mkdir()
-    (folder / "stale.txt").write_text("old")
     analyzer = make_analyzer(embeddings=False, n_windows=3, n_units=4)
+    write_report(analyzer, folder)
+    (folder / "stale.txt").write_text("old")
     write_report(analyzer, folder, overwrite=True)
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["connectivity.png", "index.html", "summary.json", "window_summary.png"]
+    assert names == sorted([MARKER, "connectivity.png", "index.html", "summary.json", "window_summary.png"])
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["model"] is None and summary["link_scores"] is None and summary["title"] == "TAVRNN report"
     assert "No tavrnn_embeddings extension" in (folder / "index.html").read_text()
-    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == ["report"]
+
+
+def test_overwrite_refuses_a_folder_the_package_did_not_write(tmp_path):
+    folder = tmp_path / "report"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="report folder"):
+        write_report(make_analyzer(embeddings=False, n_windows=3, n_units=4), folder, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("existing", [False, True])
@@ -133,6 +152,7 @@ def test_failure_leaves_no_partial_folder(tmp_path, monkeypatch, existing):
     folder = tmp_path / "report"
     if existing:
         folder.mkdir()
+        (folder / MARKER).write_text("{}")
         (folder / "index.html").write_text("previous report")
 
     def broken(*args, **kwargs):
@@ -143,11 +163,11 @@ def test_failure_leaves_no_partial_folder(tmp_path, monkeypatch, existing):
     with pytest.raises(RuntimeError, match="drawing failed"):
         write_report(analyzer, folder, overwrite=existing)
     if existing:
-        assert [p.name for p in folder.iterdir()] == ["index.html"]
+        assert sorted(p.name for p in folder.iterdir()) == sorted([MARKER, "index.html"])
         assert (folder / "index.html").read_text() == "previous report"
-        assert [p.name for p in tmp_path.iterdir()] == ["report"]
+        assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == ["report"]
     else:
-        assert list(tmp_path.iterdir()) == []
+        assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_errors(tmp_path, analyzer):
@@ -157,7 +177,7 @@ def test_errors(tmp_path, analyzer):
         write_report(bare, tmp_path / "a")
     with pytest.raises(TypeError, match="extra_tables"):
         write_report(analyzer, tmp_path / "b", extra_tables=[{"a": 1}])
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_report_summary_is_json_safe():
@@ -184,7 +204,70 @@ def test_full_pipeline_report(tmp_path):
     index = write_report(analyzer, tmp_path / "report")
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["recording"]["n_units"] == 6
-    assert summary["model"]["epochs_run"] == len(analyzer.get_extension("tavrnn_embeddings").data["loss_history"])
+    assert summary["model"]["epochs_run"] == len(analyzer.get_extension("tavrnn_embeddings").get_loss_history())
     for name in ALL_FIGURES:
         assert f'src="{name}"' in index.read_text()
         _png_size(tmp_path / "report" / name)
+
+
+class _PageParser(HTMLParser):
+    """Checks that every opened element is closed in order (void elements excepted) and collects image sources."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.images, self.errors = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+
+def test_page_is_well_formed_and_every_image_exists(report):
+    folder, index = report
+    parser = _PageParser()
+    text = index.read_text(encoding="utf-8")
+    parser.feed(text)
+    parser.close()
+    assert parser.errors == [] and parser.stack == []
+    assert text.startswith("<!DOCTYPE html>")
+    assert parser.images and all((folder / src).is_file() for src in parser.images)
+    # findings come first, the parameters last
+    assert text.index("What the recording shows") < text.index("<figure") < text.index("Appendix: parameters")
+    assert "dt_ms (used)" in text  # the STTC coincidence window actually used is shown
+
+
+def test_findings_with_labelled_windows(tmp_path):
+    """Windows with repeated labels: the decoding comparison runs and its verdict is stated plainly."""
+    analyzer = make_analyzer(n_windows=16, n_units=6)
+    connectivity = analyzer.get_extension("functional_connectivity")
+    labels = np.array(["run", "rest"] * 8)
+    connectivity.data["window_labels"] = labels
+    # embeddings that carry the label; rates that do not
+    embeddings = analyzer.get_extension("tavrnn_embeddings")
+    rng = np.random.default_rng(0)
+    embeddings.data["embeddings"] = (rng.normal(size=(16, 6, 4)) + 3.0 * (labels == "run")[:, None, None]).astype(
+        np.float32
+    )
+    index = write_report(analyzer, tmp_path / "report", n_permutations=9)
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    decoding = summary["findings"]["decoding"]
+    assert decoding["balanced_accuracy"]["embeddings"] > 0.9
+    assert decoding["chance"] == 0.5
+    assert set(decoding["balanced_accuracy"]) == {"embeddings", "firing_rates", "connectivity", "embeddings+rates"}
+    first = summary["findings"]["sentences"][0]
+    assert first.startswith("The graph adds information beyond firing rates here") or first.startswith(
+        "The graph does not add information beyond firing rates here"
+    )
+    assert 'src="decoding.png"' in index.read_text()
+    state = summary["findings"]["state"]
+    assert state["same_label_similarity"] > state["different_label_similarity"]

@@ -80,6 +80,7 @@ def make_analyzer(
         edge_index=np.concatenate(edge_index, axis=1).astype(np.int64),
         edge_weight=np.concatenate(edge_weight).astype(np.float32),
         edge_offsets=np.asarray(offsets, dtype=np.int64),
+        firing_rates_hz=rng.gamma(2.0, 2.0, (n_windows, n_units)),
         format_info=format_info,
     )
     connectivity.run_info = {"run_completed": True, "runtime_s": 0.5}

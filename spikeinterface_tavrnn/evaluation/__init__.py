@@ -16,14 +16,22 @@ Phipson & Smyth 2010), never 0.
 * :func:`link_scores`, :func:`compare_methods`: repeated runs over seeds, mean and 95 % interval per score.
 
 The tools are grouped by job in submodules (:mod:`.statistics`, :mod:`.windows`, :mod:`.decoding`,
-:mod:`.nodes`, :mod:`.alignment`, :mod:`.comparison`); every public name is importable from this package.
+:mod:`.nodes`, :mod:`.alignment`, :mod:`.dynamics`, :mod:`.comparison`); every public name is importable from this package.
 """
 
 from __future__ import annotations
 
 from .statistics import mean_ci, permutation_p_value
 from .windows import window_vectors, window_splits
-from .decoding import ClassificationResult, classify_windows, CLASSIFICATION_METRICS
+from .decoding import (
+    CLASSIFICATION_METRICS,
+    FEATURE_SETS,
+    BaselineDecoding,
+    ClassificationResult,
+    classify_windows,
+    decode_against_baselines,
+)
+from .dynamics import RoleChange, role_change, window_similarity
 from .nodes import ClusteringResult, cluster_nodes, CLUSTERING_METRICS
 from .alignment import AlignmentResult, energy_distance, centroid_cosine_distance, region_alignment
 from .comparison import ScoreTable, link_scores, compare_methods
@@ -44,4 +52,9 @@ __all__ = [
     "region_alignment",
     "link_scores",
     "compare_methods",
+    "BaselineDecoding",
+    "decode_against_baselines",
+    "RoleChange",
+    "role_change",
+    "window_similarity",
 ]

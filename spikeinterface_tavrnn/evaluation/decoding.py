@@ -266,3 +266,112 @@ def classify_windows(
         n_splits=n_splits,
         permutation=permutation,
     )
+
+
+#: The feature sets of :func:`decode_against_baselines`, in the order they are reported.
+FEATURE_SETS = ("embeddings", "firing_rates", "connectivity", "embeddings+rates")
+
+
+@dataclass
+class BaselineDecoding:
+    """Result of :func:`decode_against_baselines`.
+
+    Attributes
+    ----------
+    results : dict of str to ClassificationResult
+        One cross-validated decoder per feature set (see :data:`FEATURE_SETS`); the embeddings decoder carries a
+        label-permutation p-value against chance (the others NaN).
+    gain : float
+        Balanced accuracy of embeddings + rates minus that of rates alone.
+    gain_null : np.ndarray
+        The same gain with the embeddings' windows permuted against the rates and labels (embeddings with the
+        same values that carry no information about these windows).
+    gain_p_value : float
+        ``(k + 1) / (n + 1)``: how often a shifted gain is at least the observed one.
+    chance : float
+        ``1 / n_classes``.
+    """
+
+    results: dict
+    gain: float
+    gain_null: np.ndarray
+    gain_p_value: float
+    chance: float
+
+    @property
+    def adds_information(self) -> bool:
+        """Whether the embeddings add information beyond firing rates at the 5 % level."""
+        return bool(self.gain > 0 and self.gain_p_value <= 0.05)
+
+
+def decode_against_baselines(
+    embeddings: np.ndarray,
+    firing_rates_hz: np.ndarray,
+    matrices: np.ndarray,
+    labels: Sequence,
+    windows: Any = None,
+    n_permutations: int = 19,
+    n_splits: int = 5,
+    seed: int = 0,
+    verbose: bool = False,
+) -> BaselineDecoding:
+    """Decode window labels from the embeddings and from simpler descriptions of the same windows.
+
+    Four decoders run through :func:`classify_windows` with the same splits: all units' embeddings, the units'
+    firing rates (``log(1 + rate)``), the raw connectivity (upper triangle of each matrix), and embeddings with
+    rates. Whether the graph model adds information beyond rates is tested by the gain of the last over rates
+    alone, against the gains obtained with the embeddings' windows permuted. (Circular shifts in time would keep
+    the embeddings' autocorrelation but realign them with periodic behaviour, such as laps on a track.)
+
+    Parameters
+    ----------
+    embeddings : np.ndarray, shape (T, N, d)
+    firing_rates_hz : np.ndarray, shape (T, N)
+    matrices : np.ndarray, shape (T, N, N)
+    labels : sequence, shape (T,)
+        One label per window.
+    windows : Windows or None, default: None
+        Sets the time order and the cross-validation gap (see :func:`classify_windows`).
+    n_permutations : int, default: 19
+        Label permutations of the embeddings decoder, and embedding permutations for the gain (19: p >= 0.05).
+    n_splits : int, default: 5
+    seed : int, default: 0
+    verbose : bool, default: False
+
+    Returns
+    -------
+    BaselineDecoding
+    """
+    t = int(np.shape(embeddings)[0])
+    emb = np.asarray(embeddings, dtype=np.float64).reshape(t, -1)
+    emb = np.nan_to_num(emb, nan=0.0)
+    rates = np.log1p(np.asarray(firing_rates_hz, dtype=np.float64))
+    mats = np.asarray(matrices, dtype=np.float64)
+    rows, cols = np.triu_indices(mats.shape[1], 1)
+    features = {
+        "embeddings": emb,
+        "firing_rates": rates,
+        "connectivity": np.nan_to_num(mats[:, rows, cols]),
+        "embeddings+rates": np.concatenate([emb, rates], axis=1),
+    }
+    common = dict(labels=labels, windows=windows, n_splits=n_splits, seed=seed)
+    # Label permutations (p against chance) for the model's decoder; the others are compared with it and each other.
+    tested = ("embeddings",)
+    results = {
+        name: classify_windows(x, n_permutations=n_permutations if name in tested else 0, verbose=verbose, **common)
+        for name, x in features.items()
+    }
+    gain = results["embeddings+rates"].balanced_accuracy - results["firing_rates"].balanced_accuracy
+    rng = np.random.default_rng(seed)
+    gain_null = np.full(max(int(n_permutations), 0), np.nan)
+    for i in _progress(range(gain_null.size), verbose, "permuted embeddings"):
+        x = np.concatenate([emb[rng.permutation(t)], rates], axis=1)
+        score = classify_windows(x, n_permutations=0, **common).balanced_accuracy
+        gain_null[i] = score - results["firing_rates"].balanced_accuracy
+    return BaselineDecoding(
+        results=results,
+        gain=float(gain),
+        gain_null=gain_null,
+        gain_p_value=permutation_p_value(gain, gain_null),
+        chance=results["embeddings"].chance,
+    )

@@ -29,6 +29,15 @@ from .connectivity import (
     plot_connectivity_matrices,
     plot_window_summary,
 )
+from .decoding import DecodingComparisonWidget, plot_decoding_comparison
+from .dynamics import (
+    EmbeddingStatesWidget,
+    RoleChangeWidget,
+    WindowSimilarityWidget,
+    plot_embedding_states,
+    plot_role_change,
+    plot_window_similarity,
+)
 from .embeddings import EmbeddingsWidget, plot_embeddings, project_embeddings_2d
 from .model import (
     AttentionWeightsWidget,
@@ -40,6 +49,14 @@ from .model import (
 )
 
 __all__ = [
+    "WindowSimilarityWidget",
+    "RoleChangeWidget",
+    "EmbeddingStatesWidget",
+    "DecodingComparisonWidget",
+    "plot_window_similarity",
+    "plot_role_change",
+    "plot_embedding_states",
+    "plot_decoding_comparison",
     "ConnectivityMatricesWidget",
     "EmbeddingsWidget",
     "AttentionWeightsWidget",
@@ -66,5 +83,9 @@ for _widget_class in (
     LossHistoryWidget,
     LinkScoresWidget,
     WindowSummaryWidget,
+    WindowSimilarityWidget,
+    RoleChangeWidget,
+    EmbeddingStatesWidget,
+    DecodingComparisonWidget,
 ):
     add_backend_docs(_widget_class)

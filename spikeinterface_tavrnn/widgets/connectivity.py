@@ -80,7 +80,8 @@ class ConnectivityMatricesWidget(BaseWidget):
     window_labels : array-like or None, default: None
         One label per window, for panel titles.
     vmax : float or None, default: None
-        Colour scale limit; None: the largest absolute off-diagonal value of the shown windows.
+        Colour scale limit; None: the 99th percentile of the absolute off-diagonal values of the shown windows
+        (the scale follows the data; the few stronger values saturate).
     cmap : str or None, default: None
         Colour map; None: "RdBu_r" for signed values, "viridis" for non-negative ones.
     """
@@ -136,7 +137,9 @@ class ConnectivityMatricesWidget(BaseWidget):
             finite = panel[np.isfinite(panel)]
             if finite.size:
                 lowest = min(lowest, float(finite.min()))
-                largest = max(largest, float(np.abs(finite).max()))
+                # The colour scale follows the bulk of the values (99th percentile of |value|), so a few strong
+                # pairs do not leave the rest of the panel blank; stronger values saturate.
+                largest = max(largest, float(np.percentile(np.abs(finite), 99)))
         signed = lowest < 0
         if vmax is None:
             vmax = largest if largest > 0 else 1.0
