@@ -25,7 +25,7 @@ def test_run_on_sjemea_file_writes_analyzer_and_report(tmp_path, capsys):
     embeddings = analyzer.get_extension("tavrnn_embeddings").get_data()
     assert embeddings.shape[0] == 9 and embeddings.shape[2] == 4
     html = (output / "report" / "index.html").read_text()
-    for png in ("connectivity.png", "embeddings.png", "loss.png"):
+    for png in ("connectivity.png", "embedding_states.png", "loss.png"):
         assert png in html and (output / "report" / png).stat().st_size > 1000
     summary = json.loads((output / "report" / "summary.json").read_text())
     assert summary["recording"]["n_windows"] == 9
