@@ -393,8 +393,6 @@ class TAVRNN(BaseEstimator):
         seed = int(cfg["seed"]) if cfg["seed"] is not None else int(np.random.SeedSequence().generate_state(1)[0])
         result = train(recordings, cfg, device, seed, as_list)
         module = result.module
-        if hasattr(module, "workspaces"):
-            module.workspaces.clear()  # training's reusable scratch buffers are not needed by transform
 
         self.module_ = module
         self.loss_history_ = result.loss_history

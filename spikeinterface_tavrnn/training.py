@@ -77,12 +77,10 @@ def build_module(cfg: dict, n_features: int, kind: str) -> TAVRNNModule:
     )
 
 
-def elbo_loss(
-    out: ModelOutput, prep: PreparedSequence, mode: str, negatives, kl_weight: float, compiled: bool = True
-) -> torch.Tensor:
+def elbo_loss(out: ModelOutput, prep: PreparedSequence, mode: str, negatives, kl_weight: float) -> torch.Tensor:
     """Negative ELBO summed over windows: reconstruction (``mode`` "dense" or "sampled") plus ``kl_weight`` x KL."""
-    rec = reconstruction_loss(out.z, prep, mode=mode, negatives=negatives, compiled=compiled, precomputed=out.pairwise)
-    kl = kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma, compiled=compiled)
+    rec = reconstruction_loss(out.z, prep, mode=mode, negatives=negatives)
+    kl = kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
     return (rec + kl_weight * kl).sum()
 
 
@@ -281,11 +279,10 @@ class Trainer:
         state, total = None, 0.0
         chunks = self.chunks[r]
         for c, chunk in enumerate(chunks):
-            dense = self.modes[r] == "dense"
-            out = self.module(chunk, sample=True, generator=self.generator, state=state, precompute_pairwise=dense)
+            out = self.module(chunk, sample=True, generator=self.generator, state=state)
             sampler = self.samplers[r][c]
             negatives = sampler.sample() if sampler is not None else None
-            loss = elbo_loss(out, chunk, self.modes[r], negatives, self.kl_weight, self.module.cpu_kernels)
+            loss = elbo_loss(out, chunk, self.modes[r], negatives, self.kl_weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss became {loss.item()} at epoch {self.epoch}; lower learning_rate or check the "

@@ -10,7 +10,6 @@ import torch
 def as_double(prep):
     """Turn a prepared sequence's float tensors into float64 in place (for gradient checks); returns it."""
     prep.adjacency = [a.double() for a in prep.adjacency]
-    prep.pos_pattern = prep.pos_pattern.double()
     if isinstance(prep.features, torch.Tensor):
         prep.features = prep.features.double()
     elif isinstance(prep.features, list):
@@ -23,7 +22,7 @@ def moved(prep, device):
     device = torch.device(device)
 
     def move(value):
-        if isinstance(value, torch.Tensor):
+        if isinstance(value, torch.Tensor) or hasattr(value, "to"):
             return value.to(device)
         if isinstance(value, list):
             return [move(v) for v in value]

@@ -43,9 +43,9 @@ def _fast(**kwargs) -> TAVRNN:
 @pytest.mark.parametrize(
     "params",
     [
-        {},  # gated attention, one layer: fused step with shared buffers
+        {},  # gated attention, one layer
         {"attention_window": 2},
-        {"preset": "parity"},  # published attention, wired history node: fused buffers keyed on final states
+        {"preset": "parity"},  # published attention, wired history node
         {"n_layers": 2},  # gated attention, two layers: list memory
         {"attention": False},
         {"node_features": "adjacency"},  # sparse per-window features, sliced per chunk

@@ -1,11 +1,11 @@
-"""Torch modules of TAVRNN / VGRNN, built on PyTorch Geometric."""
+"""Torch modules of TAVRNN / VGRNN in the style of PyTorch Geometric, with autograd gradients throughout."""
 
 from .attention import ATTENTION_MODES, TemporalAttention
 from .features import PreparedSequence, prepare_sequence, resolve_feature_kind
-from .graph_conv import PrecomputedGCNConv, normalized_adjacency, symmetric_spmm
+from .graph_conv import PrecomputedGCNConv, SymmetricAdjacency, normalized_adjacency, symmetric_matrix
 from .graph_gru import GraphGRU, GraphGRUCell
 from .losses import NegativeSampler, kl_normal, pairwise_softplus_sum, reconstruction_loss
-from .tavrnn import VGRNN, FeatureEncoder, ModelOutput, TAVRNNModule
+from .tavrnn import VGRNN, FeatureEncoder, ModelOutput, RecurrentState, TAVRNNModule
 
 __all__ = [
     "ATTENTION_MODES",
@@ -14,8 +14,9 @@ __all__ = [
     "prepare_sequence",
     "resolve_feature_kind",
     "PrecomputedGCNConv",
+    "SymmetricAdjacency",
     "normalized_adjacency",
-    "symmetric_spmm",
+    "symmetric_matrix",
     "GraphGRU",
     "GraphGRUCell",
     "NegativeSampler",
@@ -25,5 +26,6 @@ __all__ = [
     "VGRNN",
     "FeatureEncoder",
     "ModelOutput",
+    "RecurrentState",
     "TAVRNNModule",
 ]

@@ -31,9 +31,19 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TemporalAttention", "ATTENTION_MODES"]
+__all__ = ["TemporalAttention", "ATTENTION_MODES", "weighted_history"]
 
 ATTENTION_MODES = ("gated", "published")
+
+def weighted_history(weights: Tensor, history: list[Tensor]) -> Tensor:
+    """``sum_s weights[s] history[s]`` for m tensors (N, d), accumulated one step at a time: autograd keeps
+    references to the history (which the recurrence keeps anyway) instead of an (m, N, d) stack per window, so the
+    memory of whole-history attention grows as O(T N d) over a sequence, not O(T^2 N d)."""
+    parts = weights.unbind(0)
+    out = history[0] * parts[0]
+    for weight, state in zip(parts[1:], history[1:]):
+        out = torch.addcmul(out, state, weight)
+    return out
 
 
 class TemporalAttention(nn.Module):
@@ -98,7 +108,7 @@ class TemporalAttention(nn.Module):
             self.gates = None
             self.readout = None
 
-    def initial_state(self, n_nodes: int, device: torch.device) -> dict:
+    def initial_state(self) -> dict:
         """Empty memory at the start of a sequence."""
         return {"summaries": [], "states": []}
 
@@ -138,9 +148,8 @@ class TemporalAttention(nn.Module):
             context = torch.cat([summary, weights @ stacked_summaries])
         out = []
         for layer in range(len(h_tilde)):
-            stacked = torch.stack([step[layer] for step in states])
             # sum_s alpha_s V(H_s) = V(sum_s alpha_s H_s): the weights sum to 1, so the bias is kept
-            attended = self.values[layer](torch.tensordot(weights, stacked, dims=1))
+            attended = self.values[layer](weighted_history(weights, [step[layer] for step in states]))
             if self.mode == "published":
                 out.append(attended)
             else:
@@ -154,228 +163,3 @@ class TemporalAttention(nn.Module):
         if self.window is not None and len(memory["summaries"]) >= self.window:
             del memory["summaries"][0], memory["states"][0]
         return out, weights
-
-
-def gated_step_forward(h_tilde, buf, t, start, w_r, b_r, w_q, b_q, w_k, w_v, b_v, w_g, b_g, rows=None):
-    """One gated attention step (one layer) without autograd: the forward half of the fused sequence.
-
-    Same function as :meth:`TemporalAttention.forward` in ``"gated"`` mode with one layer. The attended states and
-    summaries of earlier steps are kept in the shared buffers ``buf`` of the sequence (see
-    :func:`gated_attention_memory`), so a step costs a few whole-history products instead of a stack of the history.
-    ``rows`` (optional) holds preallocated tensors to write ``"a"``, ``"out"`` (N, d), ``"q"`` (d,) and
-    ``"context"`` (2d,) into. Returns ``(H_t, weights, saved)``.
-    """
-    n, d = h_tilde.shape
-    row = (lambda name: None) if rows is None else rows.get
-    states, summaries = buf["states"], buf["summaries"]
-    summary = summaries[t]  # written in place
-    if w_r is not None:
-        p = torch.softmax(torch.mv(h_tilde, w_r[0]).add_(b_r), dim=0)  # (N,)
-        torch.mv(h_tilde.t(), p, out=summary)
-    else:
-        p = None
-        torch.mean(h_tilde, dim=0, out=summary)
-    u = summaries[start : t + 1]  # (m, d), the current summary last
-    q = torch.addmv(b_q, w_q, summary, out=row("q"))
-    keys = u @ w_k.t()
-    weights = torch.softmax(torch.mv(keys, q).mul_(1.0 / math.sqrt(d)), dim=0)
-    parts = [summary, torch.mv(u.t(), weights)]
-    context = torch.cat(parts, out=row("context"))
-    a = _weighted_history(h_tilde, states, t, start, weights, row("a"))
-    gate = torch.sigmoid(torch.addmv(b_g, w_g, context))
-    diff = torch.addmm(b_v, a, w_v.t()).sub_(h_tilde)  # attended - h~
-    out = torch.addcmul(h_tilde, diff, gate, out=row("out"))
-    states[t].copy_(out)
-    saved = (h_tilde, p, w_r, w_q, w_k, w_v, w_g, q, keys, weights, context, a, diff, gate)
-    return out, weights, saved
-
-
-def gated_step_backward(saved, d_out, buf, t, start, sink=None):
-    """The backward half of :func:`gated_step_forward`. Returns ``(d_h_tilde, param_grads)``.
-
-    Gradients reaching earlier steps' states and summaries through this step's attention are accumulated in
-    ``buf["g_states"]`` and ``buf["g_summaries"]`` and consumed (then zeroed) by the step that produced them. This
-    is exact because every later step depends on this step's output through the recurrence, so later steps' backward
-    runs first. Without ``sink``, ``param_grads`` are the gradients of ``(w_r, b_r, w_q, b_q, w_k, w_v, b_v, w_g,
-    b_g)`` (None for an absent readout). With ``sink``, a dict of preallocated tensors ``"d_att"`` (N, d),
-    ``"d_gate"``, ``"d_q"``, ``"ud"`` (d,) and ``"d_logits"`` (N,) (with a readout), their factors are written
-    there and ``param_grads`` is None: the caller takes them for all windows at once.
-    """
-    (h_tilde, p, w_r, w_q, w_k, w_v, w_g, q, keys, weights, context, a, diff, gate) = saved
-    n, d = h_tilde.shape
-    row = (lambda name: None) if sink is None else sink.get
-    aten = torch.ops.aten
-    g_states, g_summaries = buf["g_states"], buf["g_summaries"]
-    d_out = g_states[t].clone() if d_out is None else d_out + g_states[t]
-    g_states[t].zero_()
-    summaries = buf["summaries"]
-    u = summaries[start : t + 1]
-    summary = summaries[t]
-    scale = 1.0 / math.sqrt(d)
-
-    # out = h~ + g (att - h~)
-    d_att = torch.mul(d_out, gate, out=row("d_att"))
-    d_h = d_out - d_att
-    d_gate_sum = (d_out * diff).sum(0)
-    d_gpre = (
-        aten.sigmoid_backward(d_gate_sum, gate)
-        if row("d_gate") is None
-        else aten.sigmoid_backward.grad_input(d_gate_sum, gate, grad_input=row("d_gate"))
-    )
-    d_context = torch.mv(w_g.t(), d_gpre)
-    d_u_t, d_ctx = d_context[:d], d_context[d:]
-    # att = a W_v^T + b_v, a = sum_s alpha_s H_s (H_t = h~)
-    d_h_att, d_alpha = _weighted_history_backward(h_tilde, buf, t, start, weights, d_att @ w_v)
-    d_h.add_(d_h_att)
-    d_alpha.addmv_(u, d_ctx)
-    # weights = softmax(K q / sqrt(d)), K = U W_k^T, q = W_q u_t + b_q
-    d_scores = aten._softmax_backward_data(d_alpha, weights, 0, weights.dtype).mul_(scale)
-    d_q = torch.mv(keys.t(), d_scores, out=row("d_q"))
-    d_u_t.add_(torch.mv(w_q.t(), d_q))
-    ud = torch.mv(u.t(), d_scores, out=row("ud"))
-    d_u = torch.outer(weights, d_ctx).addr_(d_scores, torch.mv(w_k.t(), q))
-    if t > start:
-        g_summaries[start:t] += d_u[:-1]
-    d_u_t.add_(d_u[-1]).add_(g_summaries[t])
-    g_summaries[t].zero_()
-    # summary
-    d_logits = None
-    if p is not None:
-        d_h.addr_(p, d_u_t)
-        d_p = torch.mv(h_tilde, d_u_t)
-        d_logits = (
-            aten._softmax_backward_data(d_p, p, 0, p.dtype)
-            if row("d_logits") is None
-            else aten._softmax_backward_data.out(d_p, p, 0, p.dtype, grad_input=row("d_logits"))
-        )
-        d_h.addr_(d_logits, w_r[0])
-    else:
-        d_h.add_(d_u_t, alpha=1.0 / n)
-    if sink is not None:
-        return d_h, None
-    param_grads = (
-        None if p is None else torch.mv(h_tilde.t(), d_logits).unsqueeze(0),  # w_r
-        None if p is None else d_logits.sum(0, keepdim=True),  # b_r
-        torch.outer(d_q, summary),  # w_q
-        d_q,  # b_q
-        torch.outer(q, ud),  # w_k: d_keys^T U with d_keys = d_scores q^T
-        d_att.t() @ a,  # w_v
-        d_att.sum(0),  # b_v
-        torch.outer(d_gpre, context),  # w_g
-        d_gpre,  # b_g
-    )
-    return d_h, param_grads
-
-
-def published_step_forward(h_tilde, buf, t, start, wired, w_q, b_q, w_k, w_v, b_v, rows=None):
-    """One published attention step (one layer) without autograd: :meth:`TemporalAttention.forward` in
-    ``"published"`` mode with one layer, in the shared buffers of :func:`gated_attention_memory`.
-
-    ``H_t = V(sum_s alpha_s H_s)``. The summary of a state is its row ``wired`` (the wired history node) or, with
-    ``wired=None``, its mean over nodes; past steps are keyed by the summaries of their final states and the current
-    one by that of its proposal, as published. ``rows`` (optional) holds preallocated ``"a"``, ``"out"`` (N, d),
-    ``"q"`` and ``"current"`` (d,) to write into. Returns ``(H_t, weights, saved)``.
-    """
-    n, d = h_tilde.shape
-    row = (lambda name: None) if rows is None else rows.get
-    states, summaries = buf["states"], buf["summaries"]
-    current = row("current") if row("current") is not None else h_tilde.new_empty(d)
-    current.copy_(h_tilde[wired]) if wired is not None else torch.mean(h_tilde, dim=0, out=current)
-    u = torch.cat([summaries[start:t], current.unsqueeze(0)])  # (m, d), the current summary last
-    q = torch.addmv(b_q, w_q, current, out=row("q"))
-    keys = u @ w_k.t()
-    weights = torch.softmax(torch.mv(keys, q).mul_(1.0 / math.sqrt(d)), dim=0)
-    a = _weighted_history(h_tilde, states, t, start, weights, row("a"))
-    out = torch.addmm(b_v, a, w_v.t(), out=row("out"))  # sum_s alpha_s V(H_s): the weights sum to 1
-    states[t].copy_(out)
-    summaries[t].copy_(out[wired]) if wired is not None else torch.mean(out, dim=0, out=summaries[t])
-    saved = (h_tilde, w_q, w_k, w_v, q, keys, weights, current, u, a)
-    return out, weights, saved
-
-
-def published_step_backward(saved, d_out, buf, t, start, wired, sink=None):
-    """The backward half of :func:`published_step_forward`. Returns ``(d_h_tilde, param_grads)``: the gradients of
-    ``(w_q, b_q, w_k, w_v, b_v)``, or None with ``sink`` (preallocated ``"d_out"`` (N, d), ``"d_q"`` and ``"ud"``
-    (d,) that receive their factors; see :func:`gated_step_backward` for the shared history gradients)."""
-    (h_tilde, w_q, w_k, w_v, q, keys, weights, current, u, a) = saved
-    n, d = h_tilde.shape
-    row = (lambda name: None) if sink is None else sink.get
-    g_states, g_summaries = buf["g_states"], buf["g_summaries"]
-    d_out = torch.add(g_states[t], 0.0, out=row("d_out")) if d_out is None else torch.add(
-        d_out, g_states[t], out=row("d_out")
-    )
-    g_states[t].zero_()
-    # later steps keyed on this step's summary (of its final state)
-    if wired is not None:
-        d_out[wired].add_(g_summaries[t])
-    else:
-        d_out.add_(g_summaries[t], alpha=1.0 / n)
-    g_summaries[t].zero_()
-    d_a = d_out @ w_v  # out = a W_v^T + b_v
-    d_h, d_alpha = _weighted_history_backward(h_tilde, buf, t, start, weights, d_a)
-    d_scores = torch.ops.aten._softmax_backward_data(d_alpha, weights, 0, weights.dtype).mul_(1.0 / math.sqrt(d))
-    d_q = torch.mv(keys.t(), d_scores, out=row("d_q"))
-    d_current = torch.mv(w_q.t(), d_q)
-    ud = torch.mv(u.t(), d_scores, out=row("ud"))
-    d_u = torch.outer(d_scores, torch.mv(w_k.t(), q))
-    if t > start:
-        g_summaries[start:t] += d_u[:-1]
-    d_current.add_(d_u[-1])
-    if wired is not None:
-        d_h[wired].add_(d_current)
-    else:
-        d_h.add_(d_current, alpha=1.0 / n)
-    if sink is not None:
-        return d_h, None
-    return d_h, (torch.outer(d_q, current), d_q, torch.outer(q, ud), d_out.t() @ a, d_out.sum(0))
-
-
-def _weighted_history(h_tilde, states, t, start, weights, out=None):
-    """``sum_s alpha_s H_s`` over the stored past steps ``start..t-1`` and the current proposal (weight last)."""
-    a = h_tilde.new_empty(h_tilde.shape) if out is None else out
-    if t > start:  # no host sync for the current weight
-        torch.mv(states[start:t].view(t - start, -1).t(), weights[:-1], out=a.view(-1))
-        a.addcmul_(h_tilde, weights[-1])
-    else:
-        torch.mul(h_tilde, weights[-1], out=a)
-    return a
-
-
-def _weighted_history_backward(h_tilde, buf, t, start, weights, d_a):
-    """Gradients of :func:`_weighted_history`: returns ``(d_h_tilde, d_weights)`` and accumulates the past steps'
-    share in ``buf["g_states"]``."""
-    flat_d_a = d_a.view(-1)
-    d_alpha = h_tilde.new_empty(weights.shape[0])
-    torch.dot(flat_d_a, h_tilde.view(-1), out=d_alpha[-1])
-    if t > start:
-        torch.mv(buf["states"][start:t].view(t - start, -1), flat_d_a, out=d_alpha[:-1])
-        buf["g_states"][start:t].view(t - start, -1).addr_(weights[:-1], flat_d_a)
-    return d_a * weights[-1], d_alpha
-
-
-def gated_attention_memory(n_windows: int, n_nodes: int, d: int, device, dtype) -> dict:
-    """Shared buffers of a sequence for :func:`gated_step_forward` / :func:`gated_step_backward`."""
-    return {
-        "fused": True,
-        "t": 0,
-        "states": torch.zeros(n_windows, n_nodes, d, device=device, dtype=dtype),
-        "summaries": torch.zeros(n_windows, d, device=device, dtype=dtype),
-        "g_states": torch.zeros(n_windows, n_nodes, d, device=device, dtype=dtype),
-        "g_summaries": torch.zeros(n_windows, d, device=device, dtype=dtype),
-    }
-
-
-def sequence_attention_parameters(attention: TemporalAttention) -> tuple:
-    """A one-layer attention's parameters in the order :func:`gated_step_forward` or :func:`published_step_forward`
-    takes them."""
-    if attention.mode == "published":
-        return (
-            attention.query.weight, attention.query.bias, attention.key.weight,
-            attention.values[0].weight, attention.values[0].bias,
-        )  # fmt: skip
-    ro = attention.readout
-    return (
-        None if ro is None else ro.weight, None if ro is None else ro.bias,
-        attention.query.weight, attention.query.bias, attention.key.weight,
-        attention.values[0].weight, attention.values[0].bias, attention.gates[0].weight, attention.gates[0].bias,
-    )  # fmt: skip

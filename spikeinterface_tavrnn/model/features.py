@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .graph_conv import normalized_adjacency, sparse_csr
+from .graph_conv import normalized_adjacency, symmetric_matrix
 
 __all__ = ["PreparedSequence", "prepare_sequence", "resolve_feature_kind", "FEATURE_KINDS"]
 
@@ -55,17 +55,19 @@ class PreparedSequence:
         Real nodes N.
     n_total : int
         Nodes seen by the model, N' = N + 1 with a wired history node, else N.
-    adjacency : list of Tensor
-        Per window, the GCN-normalised sparse CSR adjacency (N', N').
+    adjacency : list of SymmetricAdjacency
+        Per window, the GCN-normalised adjacency (N', N').
     feature_kind : str
         One of ``FEATURE_KINDS``.
     features : Tensor or list of Tensor or None
-        None (identity), list of sparse CSR (N', N') (adjacency) or dense (T, N', F) (graph / array).
-    pos_pattern : Tensor
+        None (identity), list of SymmetricAdjacency (N', N') (adjacency) or dense (T, N', F) (graph / array).
+    pos_src, pos_dst : Tensor (P,)
         Positive pairs of the reconstruction target (edges in both directions plus the diagonal, the published GAE
-        target A + I) as a block-diagonal symmetric sparse CSR pattern over (T * N') rows.
+        target A + I) of every window, window after window, as flat row indices into (T * N').
     pos_counts : Tensor
-        Positive pairs per window, shape (T,).
+        Positive pairs per window, shape (T,) (float).
+    pos_lengths : Tensor
+        The same counts as integers (the segment lengths of ``pos_src``).
     edge_index_with_loops : list of Tensor
         Per window, the target's edge list in window-local indices (for negative sampling).
     """
@@ -77,20 +79,12 @@ class PreparedSequence:
     feature_kind: str
     features: Any
     n_features: int
-    pos_pattern: Tensor
+    pos_src: Tensor
+    pos_dst: Tensor
     pos_counts: Tensor
+    pos_lengths: Tensor
     edge_index_with_loops: list = field(default_factory=list)
     device: torch.device = torch.device("cpu")
-    features_t: Any = None  # transposed dense features, cached by the model for its weight gradient
-    _csr: Any = None  # the adjacency as one CSR over windows, for the compiled CPU kernels (of ``adjacency`` as built)
-
-    def concatenated_csr(self) -> tuple:
-        """The windows' adjacencies as one CSR (:func:`.cpu_kernels.concatenated_csr`), computed once."""
-        if self._csr is None:
-            from .cpu_kernels import concatenated_csr
-
-            self._csr = concatenated_csr(self.adjacency)
-        return self._csr
 
     def chunk(self, start: int, stop: int) -> "PreparedSequence":
         """The windows ``start .. stop - 1`` as a sequence of their own (for truncated back-propagation).
@@ -102,7 +96,7 @@ class PreparedSequence:
         if start == 0 and stop == self.n_windows:
             return self
         loops = self.edge_index_with_loops[start:stop]
-        pattern, counts = _positive_pattern(loops, self.n_total, self.device)
+        positives = _positive_pairs(loops, self.n_total, self.device)
         # None (identity), one sparse matrix per window (adjacency) or a dense (T, N', F) tensor
         features = None if self.features is None else self.features[start:stop]
         return PreparedSequence(
@@ -113,8 +107,7 @@ class PreparedSequence:
             feature_kind=self.feature_kind,
             features=features,
             n_features=self.n_features,
-            pos_pattern=pattern,
-            pos_counts=counts,
+            **positives,
             edge_index_with_loops=loops,
             device=self.device,
         )
@@ -208,7 +201,7 @@ def prepare_sequence(
         if feature_kind == "adjacency":
             rows = torch.cat([ei, torch.stack([diag, diag])], dim=1)
             vals = torch.cat([w, torch.ones(n_total, dtype=w.dtype)]).to(torch.float32)
-            sparse_features.append(sparse_csr(rows.to(device), vals.to(device), n_total))
+            sparse_features.append(symmetric_matrix(rows.to(device), vals.to(device), n_total))
         with_loops.append(torch.cat([ei, torch.stack([diag, diag])], dim=1).to(device))
 
     if feature_kind == "identity":
@@ -228,7 +221,7 @@ def prepare_sequence(
             x = np.concatenate([x, x.mean(axis=1, keepdims=True)], axis=1)
         features = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=device)
         n_features = int(x.shape[2])
-    pos_pattern, pos_counts = _positive_pattern(with_loops, n_total, device)
+    positives = _positive_pairs(with_loops, n_total, device)
     return PreparedSequence(
         n_windows=n_windows,
         n_nodes=n,
@@ -237,22 +230,15 @@ def prepare_sequence(
         feature_kind=feature_kind,
         features=features,
         n_features=n_features,
-        pos_pattern=pos_pattern,
-        pos_counts=pos_counts,
+        **positives,
         edge_index_with_loops=with_loops,
         device=device,
     )
 
 
-def _positive_pattern(with_loops: list, n_total: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """The block-diagonal positive pattern over (T * N') rows, and the positive pairs per window."""
-    n_windows = len(with_loops)
-    src = torch.cat([loops[0] + t * n_total for t, loops in enumerate(with_loops)])
-    dst = torch.cat([loops[1] + t * n_total for t, loops in enumerate(with_loops)])
-    pattern = sparse_csr(
-        torch.stack([src, dst]).to(device),
-        torch.ones(src.numel(), dtype=torch.float32, device=device),
-        n_windows * n_total,
-    )
-    counts = torch.tensor([loops.shape[1] for loops in with_loops], dtype=torch.float32, device=device)
-    return pattern, counts
+def _positive_pairs(with_loops: list, n_total: int, device: torch.device) -> dict:
+    """The positive pairs of every window as flat (T * N') row indices, and their counts per window."""
+    src = torch.cat([loops[0] + t * n_total for t, loops in enumerate(with_loops)]).to(device)
+    dst = torch.cat([loops[1] + t * n_total for t, loops in enumerate(with_loops)]).to(device)
+    lengths = torch.tensor([loops.shape[1] for loops in with_loops], dtype=torch.long, device=device)
+    return {"pos_src": src, "pos_dst": dst, "pos_counts": lengths.to(torch.float32), "pos_lengths": lengths}

@@ -1,81 +1,92 @@
-"""GCN propagation with a normalised adjacency computed once per window.
+"""GCN propagation with the normalised adjacency of each window computed once.
 
 PyG's :class:`~torch_geometric.nn.GCNConv` recomputes ``D^-1/2 (A + I) D^-1/2`` at every call unless ``cached=True``,
-and its cache holds a single graph. TAVRNN applies about five GCNs to each of T different graphs at every epoch, so
-the normalisation (computed with PyG's :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm`) is done once per window
-(:func:`normalized_adjacency`) and reused by every layer and epoch.
+and its cache holds a single graph. TAVRNN applies several GCNs to each of T different graphs at every epoch, so the
+normalisation (PyG's :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm`) is computed once per window
+(:func:`normalized_adjacency`) and kept as a :class:`SymmetricAdjacency`: a PyG
+:class:`~torch_geometric.EdgeIndex` in row-sorted (CSR) form, marked undirected, and its values. PyG's sparse product
+of an undirected ``EdgeIndex`` uses the same CSR for the backward pass (``A^T = A``), so no transpose is built at any
+product.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import MessagePassing
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.nn.inits import zeros
 
-__all__ = ["normalized_adjacency", "symmetric_spmm", "PrecomputedGCNConv", "sparse_csr"]
+_QUIET: list = []  # non-empty once the first product has run with torch's one-time sparse warnings silenced
 
-
-class _SymmetricSpMM(torch.autograd.Function):
-    """``adj @ x (+ add)`` for a symmetric sparse ``adj``: the backward pass reuses ``adj`` instead of transposing."""
-
-    @staticmethod
-    def forward(ctx, adj: Tensor, x: Tensor, add: Tensor | None) -> Tensor:
-        ctx.adj = adj
-        ctx.add_shape = None if add is None else add.shape
-        if add is None:
-            return adj @ x
-        return torch.addmm(add.expand(x.shape[0], x.shape[1]), adj, x)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        grad_x = ctx.adj @ grad_out if ctx.needs_input_grad[1] else None
-        grad_add = None
-        if ctx.add_shape is not None and ctx.needs_input_grad[2]:
-            grad_add = grad_out.sum(0) if len(ctx.add_shape) == 1 else grad_out
-        return None, grad_x, grad_add
+__all__ = ["SymmetricAdjacency", "normalized_adjacency", "symmetric_matrix", "PrecomputedGCNConv"]
 
 
-def symmetric_spmm(adj: Tensor, x: Tensor, add: Tensor | None = None) -> Tensor:
-    """``adj @ x + add`` for a symmetric sparse CSR matrix ``adj`` (N, N) and dense ``x`` (N, C).
+@dataclass
+class SymmetricAdjacency:
+    """A symmetric sparse (N, N) matrix for products ``A @ x``, differentiable in ``x`` by autograd.
 
-    Differentiable in ``x`` and ``add`` (a bias (C,) or a dense (N, C) term). Autograd's generic sparse backward
-    transposes ``adj`` at every call, which costs ~20x the product itself on CPU; for a symmetric matrix the
-    gradient is ``adj @ grad``.
+    Attributes
+    ----------
+    index : torch_geometric.EdgeIndex
+        Row-sorted, undirected edge index (its CSR form is cached by PyG).
+    values : Tensor (E,)
+        Entries, in the order of ``index``.
     """
-    return _SymmetricSpMM.apply(adj, x, add)
+
+    index: EdgeIndex
+    values: Tensor
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.index.sparse_size(0))
+
+    def __matmul__(self, x: Tensor) -> Tensor:
+        values = self.values if self.values.dtype == x.dtype else self.values.to(x.dtype)
+        if not _QUIET:
+            # torch warns once per process that PyG's CSR tensors skip invariant checks (they are built valid here)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+                out = self.index.matmul(x, input_value=values)
+            _QUIET.append(True)
+            return out
+        return self.index.matmul(x, input_value=values)
+
+    def to(self, device: torch.device | str) -> "SymmetricAdjacency":
+        return SymmetricAdjacency(self.index.to(device), self.values.to(device))
+
+    def double(self) -> "SymmetricAdjacency":
+        """The same matrix with float64 values."""
+        return SymmetricAdjacency(self.index, self.values.double())
+
+    def to_dense(self) -> Tensor:
+        """The (N, N) dense matrix (for tests and small graphs)."""
+        n = self.num_nodes
+        dense = torch.zeros(n, n, dtype=self.values.dtype, device=self.values.device)
+        dense.index_put_((self.index[0], self.index[1]), self.values, accumulate=True)
+        return dense
 
 
-def sparse_csr(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Tensor:
-    """Build a coalesced (N, N) float CSR tensor from an edge list.
-
-    Its indices are int32 when they fit (they always do below 2^31 stored entries): the CPU sparse-dense products
-    (MKL) take int32 indices, and converting int64 ones costs two copies at every product.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        # some torch versions (2.11) warn at every sparse constructor that the checks are off, which is intended
-        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
-        coo = torch.sparse_coo_tensor(edge_index, edge_weight, (num_nodes, num_nodes), check_invariants=False)
-        csr = coo.coalesce().to_sparse_csr()
-        if csr.values().numel() >= 2**31 - 1 or num_nodes >= 2**31 - 1:
-            return csr
-        return torch.sparse_csr_tensor(
-            csr.crow_indices().to(torch.int32),
-            csr.col_indices().to(torch.int32),
-            csr.values(),
-            csr.shape,
-            check_invariants=False,
-        )
+def symmetric_matrix(edge_index: Tensor, values: Tensor, num_nodes: int) -> SymmetricAdjacency:
+    """A :class:`SymmetricAdjacency` from entries ``(edge_index, values)`` of a symmetric matrix (duplicates summed)."""
+    edge_index = torch.as_tensor(edge_index, dtype=torch.long)
+    key = edge_index[0] * num_nodes + edge_index[1]
+    unique, inverse = torch.unique(key, return_inverse=True)  # sorted by row, then column
+    summed = torch.zeros(unique.numel(), dtype=values.dtype, device=values.device).index_add_(0, inverse, values)
+    rows, cols = unique // num_nodes, unique % num_nodes
+    index = EdgeIndex(
+        torch.stack([rows, cols]), sparse_size=(num_nodes, num_nodes), sort_order="row", is_undirected=True
+    )
+    return SymmetricAdjacency(index, summed)
 
 
 def normalized_adjacency(
     edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None, add_self_loops: bool = True
-) -> Tensor:
-    """GCN-normalised adjacency ``D^-1/2 (A + I) D^-1/2`` as a sparse CSR tensor (N, N).
+) -> SymmetricAdjacency:
+    """GCN-normalised adjacency ``D^-1/2 (A + I) D^-1/2``.
 
     Parameters
     ----------
@@ -90,18 +101,18 @@ def normalized_adjacency(
 
     Returns
     -------
-    Tensor
-        Symmetric sparse CSR matrix on ``edge_index.device``.
+    SymmetricAdjacency
+        On ``edge_index.device``, float32.
     """
     ei, w = gcn_norm(edge_index, edge_weight, num_nodes, improved=False, add_self_loops=add_self_loops)
-    return sparse_csr(ei, w.to(torch.float32), num_nodes)
+    return symmetric_matrix(ei, w.to(torch.float32), num_nodes)
 
 
-class PrecomputedGCNConv(MessagePassing):
-    """A GCN layer (Kipf & Welling) whose input graph is an already normalised symmetric sparse adjacency.
+class PrecomputedGCNConv(nn.Module):
+    """A GCN layer (Kipf & Welling) on an already normalised adjacency: ``out = A (x W) + b``.
 
-    ``out = adj @ (x W) + b``: the same function as ``GCNConv(normalize=True, add_self_loops=True)`` applied to the
-    graph that ``adj`` was built from with :func:`normalized_adjacency`.
+    The same function as ``GCNConv(normalize=True, add_self_loops=True)`` applied to the graph that ``A`` was built
+    from with :func:`normalized_adjacency`; the parameters have the same shapes and initialisation.
 
     Parameters
     ----------
@@ -114,33 +125,21 @@ class PrecomputedGCNConv(MessagePassing):
     """
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
-        super().__init__(aggr="add")
+        super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.lin = nn.Linear(in_channels, out_channels, bias=False)
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         nn.init.xavier_uniform_(self.lin.weight)
-        if self.bias is not None:
-            zeros(self.bias)
 
-    def forward(self, x: Tensor, adj: Tensor) -> Tensor:
-        if self.out_channels < self.in_channels:  # (A x) W: the sparse product on the wider side is cheaper here
-            return nn.functional.linear(self.propagate_normalized(adj, x), self.lin.weight, self.bias)
-        return symmetric_spmm(adj, self.lin(x), self.bias)
-
-    def propagate_normalized(self, adj: Tensor, x: Tensor) -> Tensor:
-        """``adj @ x``: the sum aggregation of neighbour messages weighted by the precomputed normalisation."""
-        return self.message_and_aggregate(adj, x)
-
-    def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
-        return edge_weight.view(-1, 1) * x_j
-
-    def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:
-        return symmetric_spmm(adj_t, x)
+    def forward(self, x: Tensor, adjacency: SymmetricAdjacency) -> Tensor:
+        if self.out_channels < self.in_channels:  # (A x) W: the sparse product on the narrower side
+            out = nn.functional.linear(adjacency @ x, self.lin.weight, self.bias)
+        else:
+            out = adjacency @ self.lin(x)
+            if self.bias is not None:
+                out = out + self.bias
+        return out
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"

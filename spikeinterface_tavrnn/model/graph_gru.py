@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .graph_conv import symmetric_spmm
+from .graph_conv import SymmetricAdjacency
 
 __all__ = ["GraphGRUCell", "GraphGRU"]
 
@@ -55,8 +55,8 @@ class GraphGRUCell(nn.Module):
     def forward(
         self,
         x: Tensor | None,
+        adjacency: SymmetricAdjacency,
         h: Tensor,
-        adj: Tensor,
         x_proj: Tensor | None = None,
         h_proj: Tensor | None = None,
         pre: Tensor | None = None,
@@ -67,10 +67,10 @@ class GraphGRUCell(nn.Module):
         ----------
         x : Tensor (N, in_channels) or None
             Input; may be None when ``x_proj`` is given.
+        adjacency : SymmetricAdjacency
+            Normalised adjacency (N, N).
         h : Tensor (N, d)
             Previous state.
-        adj : Tensor
-            Normalised sparse adjacency (N, N).
         x_proj : Tensor (N, 3 d) or None, default: None
             ``lin_x(x)`` computed by the caller (lets the caller batch the projection of inputs known in advance).
         h_proj : Tensor (N, 2 d) or None, default: None
@@ -88,10 +88,10 @@ class GraphGRUCell(nn.Module):
             x_proj = self.lin_x(x) if x_proj is None else x_proj
             h_proj = self.lin_h(h) if h_proj is None else h_proj
             pre = x_proj + torch.nn.functional.pad(h_proj, (0, d))
-        gates = symmetric_spmm(adj, pre, self.bias)
+        gates = (adjacency @ pre) + self.bias
         g_sr, g_c = gates.split([2 * d, d], dim=1)
         s, r = torch.sigmoid(g_sr).chunk(2, dim=1)
-        c = torch.tanh(symmetric_spmm(adj, self.lin_hc(r * h), g_c))
+        c = torch.tanh((adjacency @ self.lin_hc(r * h)) + g_c)
         return torch.lerp(c, h, s)  # s * h + (1 - s) * c
 
     def __repr__(self) -> str:
@@ -126,8 +126,8 @@ class GraphGRU(nn.Module):
     def forward(
         self,
         x: Tensor | None,
+        adjacency: SymmetricAdjacency,
         h: list[Tensor],
-        adj: Tensor,
         x_proj: Tensor | None = None,
         h_proj: Tensor | None = None,
         pre: Tensor | None = None,
@@ -137,7 +137,7 @@ class GraphGRU(nn.Module):
         out = []
         inp, xp, hp, pr = x, x_proj, h_proj, pre
         for cell, h_l in zip(self.cells, h):
-            new = cell(inp, h_l, adj, x_proj=xp, h_proj=hp, pre=pr)
+            new = cell(inp, adjacency, h_l, x_proj=xp, h_proj=hp, pre=pr)
             out.append(new)
             inp, xp, hp, pr = new, None, None, None
         return out

@@ -25,13 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import losses
-from .attention import TemporalAttention, gated_attention_memory, sequence_attention_parameters
+from .attention import TemporalAttention
 from .features import PreparedSequence
-from .graph_conv import PrecomputedGCNConv, symmetric_spmm
+from .graph_conv import PrecomputedGCNConv
 from .graph_gru import GraphGRU
-from .losses import PrecomputedPairwise
-from .sequence import FusedSequence, SequenceSpec, WorkspacePool
 
 __all__ = ["FeatureEncoder", "VGRNN", "TAVRNNModule", "ModelOutput", "RecurrentState"]
 
@@ -60,53 +57,6 @@ class ModelOutput:
     z: Tensor
     attention: Tensor | None  # (T, m + T) with m attended windows before this pass (0 from the start); None without
     state: RecurrentState | None = None
-    pairwise: PrecomputedPairwise | None = None  # the dense reconstruction term, when asked for (see forward)
-
-
-class _FixedInputLinear(torch.autograd.Function):
-    """``x W^T + b`` for a constant input ``x`` (T * N, F) whose transpose ``x_t`` (F, T * N) is kept contiguous:
-    the weight gradient ``x_t @ grad`` is then ~1.5x faster on CPU than autograd's ``grad^T @ x``."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, x_t: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        ctx.save_for_backward(x_t)
-        return torch.addmm(bias, x, weight.t())
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        (x_t,) = ctx.saved_tensors
-        return None, None, (x_t @ grad_out).t(), grad_out.sum(0)
-
-
-class _CompiledSoftplus(torch.autograd.Function):
-    """``softplus(x)`` of a CPU float32 tensor by :mod:`.cpu_elementwise` (PyTorch's float32 softplus is a scalar
-    loop: ~1.3 ms for the 19 x 900 x 8 prior scales of a DishBrain epoch, against ~0.1 ms)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        from .cpu_elementwise import softplus_forward
-
-        x = x.detach().contiguous()
-        out = torch.empty_like(x)
-        softplus_forward(x.view(-1).numpy(), out.view(-1).numpy())
-        ctx.save_for_backward(x)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        from .cpu_elementwise import softplus_backward
-
-        (x,) = ctx.saved_tensors
-        grad_in = torch.empty_like(x)
-        softplus_backward(x.view(-1).numpy(), grad_out.contiguous().view(-1).numpy(), grad_in.view(-1).numpy())
-        return grad_in
-
-
-def _softplus(x: Tensor, compiled: bool) -> Tensor:
-    """``F.softplus``, or :class:`_CompiledSoftplus` for CPU float32 tensors when ``compiled``."""
-    if compiled and losses.compiled_kernels_apply(x):
-        return _CompiledSoftplus.apply(x)
-    return F.softplus(x)
 
 
 class FeatureEncoder(nn.Module):
@@ -138,14 +88,8 @@ class FeatureEncoder(nn.Module):
             return F.relu(self.lin.weight.t() + self.lin.bias).unsqueeze(0)
         if self.kind == "adjacency":
             w = self.lin.weight.t()
-            return F.relu(torch.stack([symmetric_spmm(x, w) for x in prepared.features]) + self.lin.bias)
-        x = prepared.features
-        if not (torch.is_grad_enabled() and self.lin.weight.requires_grad):
-            return F.relu(self.lin(x))
-        if prepared.features_t is None:  # cached with the prepared sequence: computed once per training run
-            prepared.features_t = x.reshape(-1, x.shape[-1]).t().contiguous()
-        out = _FixedInputLinear.apply(x.reshape(-1, x.shape[-1]), prepared.features_t, self.lin.weight, self.lin.bias)
-        return F.relu(out).view(x.shape[0], x.shape[1], -1)
+            return F.relu(torch.stack([x @ w for x in prepared.features]) + self.lin.bias)
+        return F.relu(self.lin(prepared.features))
 
 
 class VGRNN(nn.Module):
@@ -176,25 +120,14 @@ class VGRNN(nn.Module):
         self.prior = nn.Linear(d, 2 * k)  # (mu | pre-softplus sigma)
         self.phi_z = nn.Linear(k, d)
         self.rnn = GraphGRU(2 * d, d, n_layers)  # input [phi_x || phi_z]
-        # One-layer models run the whole sequence as one autograd node (same function, see .sequence); False uses
-        # the layer modules step by step (the reference implementation).
-        self.fused = True
-        # On the CPU in float32, the fused sequence runs as compiled kernels (.cpu_kernels; gated or no attention);
-        # False keeps it on the PyTorch step functions.
-        self.cpu_kernels = True
-        self.workspaces = WorkspacePool()  # scratch buffers of the fused sequence, reused between training steps
 
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         return h_tilde, None
 
-    def _sequence_attention(self) -> dict:
-        """The attention's arguments of :class:`.sequence.SequenceSpec` and its parameters (none without)."""
-        return {"params": ()}
-
-    def _attention_memory(self, n_nodes: int, device: torch.device, n_windows: int = 0, dtype=None):
+    def _attention_memory(self):
         return None
 
-    def _continue_memory(self, memory, n_nodes: int, device, n_windows: int, dtype) -> tuple[Any, int]:
+    def _continue_memory(self, memory) -> tuple[Any, int]:
         """Attention memory carried over from a previous pass (detached) and the number of past windows it holds."""
         return None, 0
 
@@ -204,7 +137,6 @@ class VGRNN(nn.Module):
         sample: bool = True,
         generator: torch.Generator | None = None,
         state: RecurrentState | None = None,
-        precompute_pairwise: bool = False,
     ) -> ModelOutput:
         """Run the recurrence over all windows of ``prepared``.
 
@@ -220,90 +152,52 @@ class VGRNN(nn.Module):
         state : RecurrentState or None, default: None
             Continue from the state a previous pass ended in (``ModelOutput.state``, detached for truncated
             back-propagation); None starts the sequence (zero state, empty attention memory).
-        precompute_pairwise : bool, default: False
-            Also compute the dense reconstruction term of ``z`` with the compiled CPU kernel, right after (or, on the
-            calling thread alone, partly beside) the compiled recurrence (``ModelOutput.pairwise``; see
-            :class:`.losses.PairwiseSchedule` for why). Only where the recurrence ran compiled; otherwise the loss
-            computes it when needed.
         """
         d, k = self.h_dim, self.z_dim
         n_windows, n = prepared.n_windows, prepared.n_total
         device = prepared.device
         phi_x = self.phi_x(prepared)
         # Projections of phi_x into the encoder GCN and the first GRU layer, for all windows in one product.
-        # (Tensors are cut with split/unbind, never sliced: slicing backward zero-fills a full-size gradient.)
         w_enc_x, w_enc_h = self.encoder.lin.weight.split(d, dim=1)
         w_gru_x, w_gru_z = self.rnn.cells[0].lin_x.weight.split(d, dim=1)
         proj = phi_x @ torch.cat([w_enc_x, w_gru_x]).t()  # (T or 1, N', d + 3d)
-        fused = self.fused and self.n_layers == 1
         shared = proj.shape[0] == 1
         dtype = proj.dtype
+        proj_enc, proj_gru = (x.unbind(0) for x in proj.split([d, 3 * d], dim=2))
         eps = torch.randn((n_windows, n, k), generator=generator, device=device, dtype=dtype) if sample else None
-
         # One product for every projection of the previous state: the encoder's and (one layer) the GRU gates'
-        # (the candidate reads r * h instead: the layer-by-layer path pads it with zeros, the fused step does not).
-        fuse_h = self.n_layers == 1
-        if fused:
-            w_h = torch.cat([w_enc_h, self.rnn.cells[0].lin_h.weight])
-        elif fuse_h:
+        # (the candidate reads r * h instead, so its block is zero).
+        one_layer = self.n_layers == 1
+        if one_layer:
             w_h = torch.cat([w_enc_h, self.rnn.cells[0].lin_h.weight, w_enc_h.new_zeros(d, d)])
         else:
             w_h = w_enc_h
         if state is None:
             h = [torch.zeros(n, d, device=device, dtype=dtype) for _ in range(self.n_layers)]
-            memory, n_past = self._attention_memory(n, device, n_windows, dtype), 0
+            memory, n_past = self._attention_memory(), 0
         else:
             h = list(state.h)
-            memory, n_past = self._continue_memory(state.memory, n, device, n_windows, dtype)
-        cell0 = self.rnn.cells[0]
-        if fused:  # [pe | pg] of every window as one input: no split (and no cat of its gradient)
-            options = self._sequence_attention()
-            params = options.pop("params")
-            spec = SequenceSpec(list(prepared.adjacency), memory, pool=self.workspaces, **options)
-            schedule = None
-            if self.cpu_kernels and device.type == "cpu":  # FusedSequence decides where the kernels apply
-                spec.csr = prepared.concatenated_csr()
-                if precompute_pairwise and dtype == torch.float32:
-                    schedule = losses.PairwiseSchedule()
-                    spec.on_windows = schedule.windows_done
-            mu, sigma, z, h_prev, h_last, attention = FusedSequence.apply(
-                spec, proj, eps, h[-1], w_h, self.encoder.bias, self.posterior.lin.weight, self.posterior.bias,
-                self.phi_z.weight, self.phi_z.bias, w_gru_z, cell0.bias, cell0.lin_hc.weight, *params,
-            )  # fmt: skip
-            # right after the compiled recurrence, before any other operation (see losses.PairwiseSchedule)
-            pairwise = schedule.finish(z) if schedule is not None and spec.compiled else None
-            prior = self.prior(F.relu(self.prior_hidden(h_prev)))
-            return ModelOutput(
-                mu=mu,
-                sigma=sigma,
-                prior_mu=prior[..., :k],
-                prior_sigma=_softplus(prior[..., k:], self.cpu_kernels),
-                z=z,
-                attention=attention,
-                state=RecurrentState([h_last], memory),
-                pairwise=pairwise,
-            )
-        proj_enc, proj_gru = (x.unbind(0) for x in proj.split([d, 3 * d], dim=2))
+            memory, n_past = self._continue_memory(state.memory)
         h_prev, mus, sigmas, zs, weights = [], [], [], [], []
         for t in range(n_windows):
-            adj = prepared.adjacency[t]
+            adjacency = prepared.adjacency[t]
             h_last = h[-1]
             h_prev.append(h_last)
             pe, pg = proj_enc[0 if shared else t], proj_gru[0 if shared else t]
-            if fuse_h:
+            if one_layer:
                 h_enc, h_gru = (h_last @ w_h.t()).split([d, 3 * d], dim=1)
             else:
                 h_enc, h_gru = h_last @ w_h.t(), None
-            enc = F.relu(symmetric_spmm(adj, pe + h_enc, self.encoder.bias))
-            mu, sigma_raw = self.posterior(enc, adj).split(k, dim=1)
-            sigma = _softplus(sigma_raw, self.cpu_kernels)
+            enc = F.relu((adjacency @ (pe + h_enc)) + self.encoder.bias)
+            mu, sigma_raw = self.posterior(enc, adjacency).split(k, dim=1)
+            sigma = F.softplus(sigma_raw)
             z = torch.addcmul(mu, sigma, eps[t]) if sample else mu
             phi_z = F.relu(self.phi_z(z))
             x_proj = torch.addmm(pg, phi_z, w_gru_z.t())
-            if fuse_h:
-                h_tilde = self.rnn(None, h, adj, pre=x_proj + h_gru)
+            if one_layer:
+                h_tilde = self.rnn(None, adjacency, h, pre=x_proj + h_gru)
             else:
-                h_tilde = self.rnn(None, h, adj, x_proj=x_proj)
+                h_tilde = self.rnn(None, adjacency, h, x_proj=x_proj)
             h, w = self._attend(h_tilde, memory)
             mus.append(mu)
             sigmas.append(sigma)
@@ -312,7 +206,7 @@ class VGRNN(nn.Module):
 
         prior = self.prior(F.relu(self.prior_hidden(torch.stack(h_prev))))
         attention = None
-        if weights[0] is not None:
+        if weights and weights[0] is not None:
             attention = torch.zeros(n_windows, n_past + n_windows, device=device, dtype=dtype)
             for t, w in enumerate(weights):
                 attention[t, n_past + t - w.shape[0] + 1 : n_past + t + 1] = w.detach()
@@ -320,7 +214,7 @@ class VGRNN(nn.Module):
             mu=torch.stack(mus),
             sigma=torch.stack(sigmas),
             prior_mu=prior[..., :k],
-            prior_sigma=_softplus(prior[..., k:], self.cpu_kernels),
+            prior_sigma=F.softplus(prior[..., k:]),
             z=torch.stack(zs),
             attention=attention,
             state=RecurrentState(h, memory),
@@ -370,28 +264,12 @@ class TAVRNNModule(VGRNN):
             else None
         )
 
-    def _attention_memory(self, n_nodes: int, device: torch.device, n_windows: int = 0, dtype=None):
-        if self.attention is None:
-            return None
-        if self.fused and self.n_layers == 1 and n_windows > 0:
-            # Run in the fused sequence, history kept in shared buffers (see attention.gated_step_forward).
-            return gated_attention_memory(n_windows, n_nodes, self.h_dim, device, dtype)
-        return self.attention.initial_state(n_nodes, device)
+    def _attention_memory(self):
+        return None if self.attention is None else self.attention.initial_state()
 
-    def _continue_memory(self, memory, n_nodes: int, device, n_windows: int, dtype) -> tuple[Any, int]:
+    def _continue_memory(self, memory) -> tuple[Any, int]:
         if self.attention is None:
             return None, 0
-        window = self.attention.window
-        if isinstance(memory, dict) and memory.get("fused"):
-            t = memory["t"]
-            keep = t if window is None else min(t, window - 1)
-            new = gated_attention_memory(keep + n_windows, n_nodes, self.h_dim, device, dtype)
-            new["states"][:keep] = memory["states"][t - keep : t]
-            new["summaries"][:keep] = memory["summaries"][t - keep : t]
-            new["t"] = keep
-            return new, keep
-        if self.fused and self.n_layers == 1:
-            raise ValueError("cannot continue a one-layer attention memory that was not built fused.")
         summaries = [s.detach() for s in memory["summaries"]]
         states = [[h.detach() for h in step] for step in memory["states"]]
         return {"summaries": summaries, "states": states}, len(summaries)
@@ -400,13 +278,3 @@ class TAVRNNModule(VGRNN):
         if self.attention is None:
             return h_tilde, None
         return self.attention(h_tilde, memory)
-
-    def _sequence_attention(self) -> dict:
-        if self.attention is None:
-            return {"params": ()}
-        return {
-            "params": sequence_attention_parameters(self.attention),
-            "window": self.attention.window,
-            "mode": self.attention.mode,
-            "wired": self.attention.wired_index,
-        }
