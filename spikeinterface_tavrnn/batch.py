@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import TavrnnInputError
 from .fileio import write_text_atomic
+from .outputs import recover_output
 from .pipeline import PipelineOptions, run_pipeline, summarize_analyzer
 
 #: Columns of the batch table, in order (link-score columns are appended when present).
@@ -196,6 +197,10 @@ def run_batch(
     rows, todo = [], []
     for path in paths:
         folder = output_folder_for(path, output_dir)
+        try:
+            recover_output(folder)  # a run killed mid-swap may have left a finished output beside the folder
+        except TavrnnInputError:
+            pass  # another run holds the folder: its task will report the lock
         if is_finished(folder) and not overwrite:
             try:
                 rows.append(_finished_row(path, folder))

@@ -1,6 +1,6 @@
 """Atomic file writes: every file the package writes goes through :func:`atomic_write`.
 
-A file is written beside its target under a hidden temporary name (``.NAME.tmp-PID-XXXXXXXX``), flushed and
+A file is written beside its target under a hidden temporary name (``.NAME.tmp-PID-<random>``), flushed and
 ``fsync``-ed, then renamed over the target (``os.replace``, atomic on POSIX and Windows within one file system),
 and the folder is ``fsync``-ed so that the rename survives a power cut. A failure at any point (full disk, a
 read-only folder, a killed process, an exception while writing) leaves the previous file as it was; a failed write
@@ -44,7 +44,7 @@ USER_WRITE_ERRNOS = {
 
 
 def temporary_sibling(path: str | os.PathLike, kind: str = "tmp") -> Path:
-    """A hidden, unique path in the same folder as ``path``: ``.NAME.KIND-PID-XXXXXXXX``.
+    """A hidden, unique path in the same folder as ``path``: ``.NAME.KIND-PID-<random>``.
 
     The process id in the name lets a later run tell the leftovers of a killed process from the files of a run
     that is still going (see :func:`remove_stale_temporaries`).
