@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "vgrnn_dblp" / "adj_time_list.pickle"
+SHARED_DATA = Path(os.environ.get("TAVRNN_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DEFAULT_DATA = SHARED_DATA / "vgrnn_dblp" / "adj_time_list.pickle"
 
 #: Published figures on this file with this protocol (shared/data/README.md), for comparison only.
 REFERENCE = {
@@ -137,7 +139,7 @@ def evaluate_model(data: dict, kwargs: dict, epochs: int, seed: int, verbose: bo
     last = range(n_windows - 3, n_windows)
     detection = [_scores(posterior[t], data["test_pos"][t], data["test_neg"][t]) for t in last]
     prediction = [_scores(prior[t], *data["prediction"][t]) for t in last]
-    return _summary(detection, prediction)
+    return {**_summary(detection, prediction), "epochs_run": float(model.n_epochs_)}
 
 
 def evaluate_edge_history(data: dict) -> dict[str, float]:
@@ -164,11 +166,107 @@ def _summary(detection: list, prediction: list) -> dict[str, float]:
     }
 
 
+METRICS = ["detection_auc", "detection_ap", "prediction_auc", "prediction_ap"]
+
+#: Paired comparisons over seeds (same split per seed): (model, other).
+PAIRS = [
+    ("TAVRNN defaults", "attention=False (VGRNN)"),
+    ("TAVRNN defaults", "parity preset"),
+    ("TAVRNN defaults", "edge history"),
+    ("attention=False (VGRNN)", "edge history"),
+]
+
+
+def paired_tests(raw: dict[str, list[dict]]) -> list[dict]:
+    """Per metric, the mean seed-wise difference with its 95 % t-interval, a paired t-test and a Wilcoxon test."""
+    from scipy import stats
+
+    from spikeinterface_tavrnn.evaluation import mean_ci
+
+    out = []
+    for a, b in PAIRS:
+        if a not in raw or b not in raw:
+            continue
+        n = min(len(raw[a]), len(raw[b]))
+        if n < 2:
+            continue
+        for metric in METRICS:
+            diff = np.array([raw[a][i][metric] - raw[b][i][metric] for i in range(n)])
+            mean, low, high = mean_ci(diff)
+            t_p = float(stats.ttest_rel([r[metric] for r in raw[a][:n]], [r[metric] for r in raw[b][:n]]).pvalue)
+            w_p = float(stats.wilcoxon(diff).pvalue) if np.any(diff != 0) else 1.0
+            wins = int((diff > 0).sum())
+            out.append({"a": a, "b": b, "metric": metric, "n_seeds": n, "mean_diff": mean, "low": low, "high": high,
+                        "t_p": t_p, "wilcoxon_p": w_p, "a_wins": wins})
+    return out
+
+
+def reference_tests(raw: dict[str, list[dict]]) -> list[dict]:
+    """Detection AUC of each trained model against each published figure: one-sample t-test over seeds."""
+    from scipy import stats
+
+    out = []
+    for name, runs in raw.items():
+        values = np.array([r["detection_auc"] for r in runs])
+        if name == "edge history" or len(values) < 2:
+            continue
+        for ref_name, ref in REFERENCE.items():
+            p_two = float(stats.ttest_1samp(values, ref["detection_auc"]).pvalue)
+            out.append({"model": name, "reference": ref_name, "reference_auc": ref["detection_auc"],
+                        "mean_auc": float(values.mean()), "t_p_two_sided": p_two})
+    return out
+
+
+def render(args: argparse.Namespace, raw: dict[str, list[dict]], seconds: dict[str, float], wall_s: float) -> tuple[str, dict]:
+    """Markdown table and JSON of the seeds finished so far."""
+    from spikeinterface_tavrnn.evaluation import mean_ci
+
+    n_done = min(len(runs) for runs in raw.values())
+    table = {}
+    for name, runs in raw.items():
+        table[name] = {m: mean_ci([r[m] for r in runs]) for m in METRICS}
+        table[name]["seconds"] = seconds[name]
+        if runs and "epochs_run" in runs[0]:
+            table[name]["epochs_run"] = float(np.mean([r["epochs_run"] for r in runs]))
+    lines = [
+        f"DBLP (VGRNN's 10 yearly snapshots, 315 authors), {n_done} seeds, at most {args.epochs} epochs, z {args.z_dim}, "
+        f"h {args.h_dim} (parity preset: its own z 8, h 32), node features {args.node_features}; "
+        f"mean [95 % t-interval over seeds]; wall {wall_s:.0f} s",
+        "",
+        "| model | detection AUC | detection AP | prediction AUC | prediction AP | mean epochs run | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in table.items():
+        cells = [f"{row[m][0]:.2f} [{row[m][1]:.2f}, {row[m][2]:.2f}]" for m in METRICS]
+        epochs = f"{row['epochs_run']:.0f}" if "epochs_run" in row else "-"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {epochs} | {row['seconds']:.0f} |")
+    for name, ref in REFERENCE.items():
+        lines.append(f"| {name} (published figure, 3 seeds, not re-run) | {ref['detection_auc']:.2f} | "
+                     f"{ref['detection_ap']:.2f} | | | | |")
+    pairs, refs = paired_tests(raw), reference_tests(raw)
+    if pairs:
+        lines += ["", "Paired over seeds (same split per seed): difference A - B, mean [95 % t-interval], paired t-test p, "
+                  "Wilcoxon signed-rank p, seeds where A > B.", "",
+                  "| A | B | metric | A - B | t-test p | Wilcoxon p | A > B |", "|---|---|---|---|---|---|---|"]
+        for r in pairs:
+            lines.append(f"| {r['a']} | {r['b']} | {r['metric']} | {r['mean_diff']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] "
+                         f"| {r['t_p']:.3g} | {r['wilcoxon_p']:.3g} | {r['a_wins']}/{r['n_seeds']} |")
+    if refs:
+        lines += ["", "Detection AUC against the published figures (one-sample t-test over seeds, two-sided).", "",
+                  "| model | mean AUC | published | figure | t-test p |", "|---|---|---|---|---|"]
+        for r in refs:
+            lines.append(f"| {r['model']} | {r['mean_auc']:.2f} | {r['reference']} | {r['reference_auc']:.2f} "
+                         f"| {r['t_p_two_sided']:.3g} |")
+    payload = {"args": {k: str(v) for k, v in vars(args).items()}, "n_seeds_done": n_done, "wall_s": wall_s,
+               "table": table, "paired": pairs, "reference_tests": refs, "reference": REFERENCE, "raw": raw}
+    return "\n".join(lines), payload
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="adj_time_list.pickle")
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (0..n-1)")
-    parser.add_argument("--epochs", type=int, default=1000, help="training epochs (reference figures: 1000)")
+    parser.add_argument("--epochs", type=int, default=1000, help="maximum training epochs (reference figures: 1000)")
     parser.add_argument("--z-dim", type=int, default=16, help="embedding size (reference figures: 16)")
     parser.add_argument("--h-dim", type=int, default=32, help="recurrent state size (reference figures: 32)")
     parser.add_argument("--node-features", default="identity", help="node features (VGRNN's protocol: identity)")
@@ -179,11 +277,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.epochs = 2, 100
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        raise SystemExit(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     if not args.data.is_file():
-        raise SystemExit(f"no DBLP file at {args.data}; pass --data PATH (see shared/data/README.md)")
+        raise SystemExit(f"no DBLP file at {args.data}; pass --data PATH or set TAVRNN_SHARED_DATA")
     import torch
-
-    from spikeinterface_tavrnn.evaluation import mean_ci
 
     torch.set_num_threads(args.threads)
     snapshots = load_snapshots(args.data)
@@ -191,6 +290,8 @@ def main() -> None:
     started = time.perf_counter()
     raw: dict[str, list[dict]] = {name: [] for name in ["edge history"] + args.models}
     seconds: dict[str, float] = {name: 0.0 for name in raw}
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
     for seed in range(args.seeds):
         data = split(snapshots, seed)
         tic = time.perf_counter()
@@ -203,31 +304,13 @@ def main() -> None:
             tic = time.perf_counter()
             raw[name].append(evaluate_model(data, kwargs, args.epochs, seed, verbose=False))
             seconds[name] += time.perf_counter() - tic
-            print(f"seed {seed} {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in raw[name][-1].items()), flush=True)
-    metrics = ["detection_auc", "detection_ap", "prediction_auc", "prediction_ap"]
-    table = {}
-    for name, runs in raw.items():
-        table[name] = {m: mean_ci([r[m] for r in runs]) for m in metrics}
-        table[name]["seconds"] = seconds[name]
-    lines = [
-        f"DBLP, {args.seeds} seeds, {args.epochs} epochs, z {args.z_dim}, h {args.h_dim}, "
-        f"node features {args.node_features}; mean [95 % interval]; wall {time.perf_counter() - started:.0f} s",
-        "",
-        "| model | detection AUC | detection AP | prediction AUC | prediction AP | wall s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, row in table.items():
-        cells = [f"{row[m][0]:.2f} [{row[m][1]:.2f}, {row[m][2]:.2f}]" for m in metrics]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['seconds']:.0f} |")
-    for name, ref in REFERENCE.items():
-        lines.append(f"| {name} (published, 3 seeds) | {ref['detection_auc']:.2f} | {ref['detection_ap']:.2f} | | | |")
-    text = "\n".join(lines)
+            print(f"seed {seed} {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in raw[name][-1].items())
+                  + f" ({time.perf_counter() - tic:.0f} s)", flush=True)
+        # the tables after every seed, so that a stopped run still leaves its finished seeds
+        text, payload = render(args, raw, seconds, time.perf_counter() - started)
+        (args.out / f"dblp{suffix}.md").write_text(text + "\n")
+        (args.out / f"dblp{suffix}.json").write_text(json.dumps(payload, indent=1))
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
-    (args.out / f"dblp{suffix}.md").write_text(text + "\n")
-    (args.out / f"dblp{suffix}.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                                             "table": table, "raw": raw}, indent=1))
 
 
 if __name__ == "__main__":
