@@ -221,7 +221,7 @@ def render(args: argparse.Namespace, raw: dict[str, list[dict]], seconds: dict[s
     """Markdown table and JSON of the seeds finished so far."""
     from spikeinterface_tavrnn.evaluation import mean_ci
 
-    n_done = min(len(runs) for runs in raw.values())
+    n_done = max(len(runs) for runs in raw.values())
     table = {}
     for name, runs in raw.items():
         table[name] = {m: mean_ci([r[m] for r in runs]) for m in METRICS}
@@ -229,19 +229,19 @@ def render(args: argparse.Namespace, raw: dict[str, list[dict]], seconds: dict[s
         if runs and "epochs_run" in runs[0]:
             table[name]["epochs_run"] = float(np.mean([r["epochs_run"] for r in runs]))
     lines = [
-        f"DBLP (VGRNN's 10 yearly snapshots, 315 authors), {n_done} seeds, at most {args.epochs} epochs, z {args.z_dim}, "
+        f"DBLP (VGRNN's 10 yearly snapshots, 315 authors), seeds 0-{n_done - 1} (per model: column seeds), at most {args.epochs} epochs, z {args.z_dim}, "
         f"h {args.h_dim} (parity preset: its own z 8, h 32), node features {args.node_features}; "
         f"mean [95 % t-interval over seeds]; wall {wall_s:.0f} s",
         "",
-        "| model | detection AUC | detection AP | prediction AUC | prediction AP | mean epochs run | wall s |",
-        "|---|---|---|---|---|---|---|",
+        "| model | seeds | detection AUC | detection AP | prediction AUC | prediction AP | mean epochs run | wall s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in table.items():
         cells = [f"{row[m][0]:.2f} [{row[m][1]:.2f}, {row[m][2]:.2f}]" for m in METRICS]
         epochs = f"{row['epochs_run']:.0f}" if "epochs_run" in row else "-"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {epochs} | {row['seconds']:.0f} |")
+        lines.append(f"| {name} | {len(raw[name])} | " + " | ".join(cells) + f" | {epochs} | {row['seconds']:.0f} |")
     for name, ref in REFERENCE.items():
-        lines.append(f"| {name} (published figure, 3 seeds, not re-run) | {ref['detection_auc']:.2f} | "
+        lines.append(f"| {name} (published figure, not re-run) | 3 | {ref['detection_auc']:.2f} | "
                      f"{ref['detection_ap']:.2f} | | | | |")
     pairs, refs = paired_tests(raw), reference_tests(raw)
     if pairs:
@@ -274,6 +274,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, 100 epochs")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results", help="output folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the finished seeds of the output's dblp.json (same settings) and run only the rest")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.epochs = 2, 100
@@ -292,12 +294,26 @@ def main() -> None:
     seconds: dict[str, float] = {name: 0.0 for name in raw}
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
+    if args.resume and (args.out / f"dblp{suffix}.json").is_file():
+        old = json.loads((args.out / f"dblp{suffix}.json").read_text())
+        for key in ("epochs", "z_dim", "h_dim", "node_features", "data"):
+            if old["args"][key] != str(getattr(args, key)):
+                raise SystemExit(f"--resume: the saved run has {key} {old['args'][key]}, this one {getattr(args, key)}")
+        for name, runs in old["raw"].items():  # models not rerun keep their finished seeds
+            raw[name] = runs + raw.get(name, [])[len(runs):]
+            seconds[name] = old["table"][name]["seconds"]
+        started -= float(old["wall_s"])  # the wall time adds up over the resumed runs
     for seed in range(args.seeds):
+        if all(len(raw[name]) > seed for name in ["edge history"] + args.models):
+            continue
         data = split(snapshots, seed)
         tic = time.perf_counter()
-        raw["edge history"].append(evaluate_edge_history(data))
+        if len(raw["edge history"]) == seed:
+            raw["edge history"].append(evaluate_edge_history(data))
         seconds["edge history"] += time.perf_counter() - tic
         for name in args.models:
+            if len(raw[name]) > seed:
+                continue
             kwargs = {**common, **MODELS[name]}
             if name == "parity preset":  # the preset fixes the sizes; keep the protocol's node features
                 kwargs = {"preset": "parity", "node_features": args.node_features}
@@ -310,6 +326,7 @@ def main() -> None:
         text, payload = render(args, raw, seconds, time.perf_counter() - started)
         (args.out / f"dblp{suffix}.md").write_text(text + "\n")
         (args.out / f"dblp{suffix}.json").write_text(json.dumps(payload, indent=1))
+    text, payload = render(args, raw, seconds, time.perf_counter() - started)
     print(text)
 
 
