@@ -153,7 +153,7 @@ def run_case(name: str, repeats: int, device_name: str = "cpu") -> dict:
         "n_nodes": spec["n_nodes"],
         "n_windows": spec["n_windows"],
         "edges_per_window": spec["n_edges"],
-        "reconstruction": trainer.mode,
+        "reconstruction": trainer.modes[0],
         "features": trainer.kind,
         "threads": torch.get_num_threads(),
         "setup_s": setup_s,

@@ -338,6 +338,28 @@ def test_symmetric_adjacency_product_matches_dense_and_gradcheck():
     assert torch.autograd.gradcheck(lambda v: adj @ v, (x,))
 
 
+def test_unweighted_adjacency_product_and_gradient_match_dense():
+    """A binary graph's normalised adjacency is kept as unit entries and a D^-1/2 scaling (PyG's unweighted product,
+    float32): its product and its gradient equal those of the dense gcn_norm matrix."""
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+    g = _random_graphs(n=12, t=1)
+    ei = torch.from_numpy(g.edge_index(0))
+    adj = normalized_adjacency(ei, 12)
+    assert adj.values is None
+    idx, w = gcn_norm(ei, None, 12)
+    dense = torch.zeros(12, 12).index_put_((idx[0], idx[1]), w, accumulate=True)
+    torch.testing.assert_close(adj.to_dense(), dense)
+    x = torch.randn(12, 5, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    weights = torch.randn(12, 5)
+    out, ref = adj @ x, dense @ x_ref
+    torch.testing.assert_close(out, ref)
+    (out * weights).sum().backward()
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad)
+
+
 def test_weighted_history_gradcheck():
     from spikeinterface_tavrnn.model.attention import weighted_history
 

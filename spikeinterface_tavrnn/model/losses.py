@@ -27,7 +27,7 @@ __all__ = ["kl_normal", "pairwise_softplus_sum", "reconstruction_loss", "Negativ
 SIGMA_EPS = 1e-6
 # Logits of one block of the dense term (all windows together); beyond this many logits kept for the backward pass,
 # the blocks are recomputed there instead (torch.utils.checkpoint), so memory stays bounded whatever N.
-_BLOCK_ELEMENTS = 1 << 21
+_BLOCK_ELEMENTS = 1 << 19
 _KEPT_ELEMENTS = 1 << 25
 
 
