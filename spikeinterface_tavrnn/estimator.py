@@ -1,7 +1,7 @@
 """The :class:`TAVRNN` estimator: its parameters, ``fit``, ``transform`` and what reads a fitted model.
 
 The training loop is :mod:`spikeinterface_tavrnn.training`, saving and loading :mod:`spikeinterface_tavrnn.persistence`,
-link scores :mod:`spikeinterface_tavrnn.link_scores`, the torch modules :mod:`spikeinterface_tavrnn.model`.
+link scores :func:`spikeinterface_tavrnn.evaluation.score_links`, the torch modules :mod:`spikeinterface_tavrnn.model`.
 """
 
 from __future__ import annotations
@@ -554,9 +554,9 @@ class TAVRNN(BaseEstimator):
     ) -> dict:
         """Link detection and one-step link prediction of a new model with these parameters (VGRNN's protocol).
 
-        See :func:`spikeinterface_tavrnn.link_scores.score_links`, which this calls with ``self``.
+        See :func:`spikeinterface_tavrnn.evaluation.score_links`, which this calls with ``self``.
         """
-        from .link_scores import score_links
+        from .evaluation.links import score_links
 
         return score_links(
             self, graphs, hidden_fraction=hidden_fraction, n_prediction_windows=n_prediction_windows, seed=seed

@@ -320,7 +320,8 @@ class Trainer:
 
         patience = int(early_stopping or 0)
         best, since_best = math.inf, 0
-        bar = tqdm(range(int(epochs)), desc="TAVRNN", disable=not verbose, leave=False)
+        label = "training TAVRNN" if self.cfg["attention"] else "training VGRNN (no attention)"
+        bar = tqdm(range(int(epochs)), desc=label, unit="epoch", disable=not verbose, leave=False)
         for _ in bar:
             value = self.step()
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)

@@ -111,6 +111,18 @@ def test_options_run(small):
     assert auto_big.reconstruction_ == "sampled"
 
 
+def test_score_links_lives_with_the_evaluations(small):
+    """``TAVRNN.score_links`` delegates to :func:`spikeinterface_tavrnn.evaluation.score_links`: same scores."""
+    from spikeinterface_tavrnn.evaluation import score_links
+
+    model = _fast(epochs=3)
+    direct = score_links(model, small, n_prediction_windows=1, seed=0)
+    through = model.score_links(small, n_prediction_windows=1, seed=0)
+    assert direct.keys() == through.keys()
+    for key in direct:
+        np.testing.assert_array_equal(direct[key], through[key])
+
+
 def test_score_links_with_per_window_features(small):
     feats = np.random.default_rng(0).random((5, small.num_nodes, 3)).astype(np.float32)
     scores = _fast(node_features=feats, epochs=3).score_links(small, n_prediction_windows=1, seed=0)
@@ -192,7 +204,9 @@ def test_verbose_progress_bar(small, capsys):
     _fast(verbose=False, epochs=2).fit(small)
     assert "TAVRNN" not in capsys.readouterr().err
     _fast(verbose=True, epochs=2).fit(small)
-    assert "TAVRNN" in capsys.readouterr().err
+    assert "training TAVRNN" in capsys.readouterr().err
+    _fast(verbose=True, epochs=2, attention=False).fit(small)
+    assert "training VGRNN" in capsys.readouterr().err
 
 
 def test_save_load_roundtrip(tmp_path, small):

@@ -13,10 +13,12 @@ Phipson & Smyth 2010), never 0.
 * :func:`cluster_nodes`: k-means on each window's node embeddings against known node groups (region, well).
 * :func:`region_alignment`: distance between two node groups' embedding distributions per window, and its
   correlation with behaviour (circular-shift null, time-in-session control).
+* :func:`score_links`: a model's link detection and one-step link prediction scores (VGRNN's intrinsic measures;
+  ``TAVRNN.score_links`` calls it).
 * :func:`link_scores`, :func:`compare_methods`: repeated runs over seeds, mean and 95 % interval per score.
 
 The tools are grouped by job in submodules (:mod:`.statistics`, :mod:`.windows`, :mod:`.decoding`,
-:mod:`.nodes`, :mod:`.alignment`, :mod:`.dynamics`, :mod:`.comparison`); every public name is importable from this package.
+:mod:`.nodes`, :mod:`.alignment`, :mod:`.dynamics`, :mod:`.links`, :mod:`.comparison`); every public name is importable from this package.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .decoding import (
 from .dynamics import RoleChange, role_change, window_similarity
 from .nodes import ClusteringResult, cluster_nodes, CLUSTERING_METRICS
 from .alignment import AlignmentResult, energy_distance, centroid_cosine_distance, region_alignment
+from .links import score_links
 from .comparison import ScoreTable, link_scores, compare_methods
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "energy_distance",
     "centroid_cosine_distance",
     "region_alignment",
+    "score_links",
     "link_scores",
     "compare_methods",
     "BaselineDecoding",

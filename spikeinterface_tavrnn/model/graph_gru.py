@@ -7,8 +7,10 @@ For input ``x``, state ``h`` and normalised adjacency ``A``::
     c = tanh(GCN_xc(x) + GCN_hc(r * h))         candidate
     h' = s * h + (1 - s) * c
 
-Every GCN is ``A (. W) + b``, linear before the non-linearity, so the five GCNs that read ``x`` or ``h`` share one
-sparse product: ``A (x [W_xs | W_xr | W_xc] + h [W_hs | W_hr | 0])``, and only ``GCN_hc`` needs a second one.
+Every GCN is ``A (. W) + b = (A .) W + b``, linear before the non-linearity, so the five GCNs that read ``x`` or
+``h`` need only the propagated inputs ``A x`` and ``A h``: ``(A x) [W_xs | W_xr | W_xc] + (A h) [W_hs | W_hr | 0]``
+(sparse products as wide as the inputs, not as the three gates), and only ``GCN_hc`` needs another one. A caller
+that already holds ``A x`` or ``A h`` (the recurrence of VGRNN shares ``A h`` with its encoder) passes them in.
 The function is the same as six separate GCN layers (the two biases of each gate add up to one); every weight is
 a registered parameter (the published code kept these layers in Python lists, so they were never trained).
 """
@@ -57,26 +59,27 @@ class GraphGRUCell(nn.Module):
         x: Tensor | None,
         adjacency: SymmetricAdjacency,
         h: Tensor,
-        x_proj: Tensor | None = None,
-        h_proj: Tensor | None = None,
-        pre: Tensor | None = None,
+        ax: Tensor | None = None,
+        ah: Tensor | None = None,
+        gates: Tensor | None = None,
     ) -> Tensor:
         """Advance the state.
 
         Parameters
         ----------
         x : Tensor (N, in_channels) or None
-            Input; may be None when ``x_proj`` is given.
+            Input; may be None when ``ax`` or ``gates`` is given.
         adjacency : SymmetricAdjacency
             Normalised adjacency (N, N).
         h : Tensor (N, d)
             Previous state.
-        x_proj : Tensor (N, 3 d) or None, default: None
-            ``lin_x(x)`` computed by the caller (lets the caller batch the projection of inputs known in advance).
-        h_proj : Tensor (N, 2 d) or None, default: None
-            ``lin_h(h)`` computed by the caller (lets it share one product with other projections of ``h``).
-        pre : Tensor (N, 3 d) or None, default: None
-            The whole gate pre-activation ``lin_x(x) + [lin_h(h), 0]`` computed by the caller; overrides the above.
+        ax : Tensor (N, 3 d) or None, default: None
+            ``lin_x(A x)`` computed by the caller (lets it batch the inputs known in advance).
+        ah : Tensor (N, d) or None, default: None
+            ``A h`` computed by the caller (lets it share the product with other GCNs of ``h``).
+        gates : Tensor (N, 3 d) or None, default: None
+            The whole propagated gate input ``lin_x(A x) + [lin_h(A h), 0]`` (bias excluded) computed by the caller;
+            overrides the above.
 
         Returns
         -------
@@ -84,11 +87,11 @@ class GraphGRUCell(nn.Module):
             New state.
         """
         d = self.hidden_channels
-        if pre is None:
-            x_proj = self.lin_x(x) if x_proj is None else x_proj
-            h_proj = self.lin_h(h) if h_proj is None else h_proj
-            pre = x_proj + torch.nn.functional.pad(h_proj, (0, d))
-        gates = (adjacency @ pre) + self.bias
+        if gates is None:
+            ax = self.lin_x(adjacency @ x) if ax is None else ax
+            ah = adjacency @ h if ah is None else ah
+            gates = ax + torch.nn.functional.pad(self.lin_h(ah), (0, d))
+        gates = gates + self.bias
         g_sr, g_c = gates.split([2 * d, d], dim=1)
         s, r = torch.sigmoid(g_sr).chunk(2, dim=1)
         c = torch.tanh((adjacency @ self.lin_hc(r * h)) + g_c)
@@ -128,16 +131,16 @@ class GraphGRU(nn.Module):
         x: Tensor | None,
         adjacency: SymmetricAdjacency,
         h: list[Tensor],
-        x_proj: Tensor | None = None,
-        h_proj: Tensor | None = None,
-        pre: Tensor | None = None,
+        ax: Tensor | None = None,
+        ah: Tensor | None = None,
+        gates: Tensor | None = None,
     ) -> list[Tensor]:
         """Advance every layer; ``h`` is the list of L previous states, the list of new states is returned.
-        ``x_proj`` / ``h_proj`` / ``pre`` are the first layer's precomputed projections (see :class:`GraphGRUCell`)."""
+        ``ax`` / ``ah`` / ``gates`` are the first layer's precomputed products (see :class:`GraphGRUCell`)."""
         out = []
-        inp, xp, hp, pr = x, x_proj, h_proj, pre
+        inp, first = x, {"ax": ax, "ah": ah, "gates": gates}
         for cell, h_l in zip(self.cells, h):
-            new = cell(inp, adjacency, h_l, x_proj=xp, h_proj=hp, pre=pr)
+            new = cell(inp, adjacency, h_l, **first)
             out.append(new)
-            inp, xp, hp, pr = new, None, None, None
+            inp, first = new, {}
         return out

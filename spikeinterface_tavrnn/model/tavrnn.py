@@ -11,9 +11,11 @@ Per window t, with ``h = H_{t-1}`` (last layer) and the GCN-normalised adjacency
     H~_t   = GraphGRU([phi_x || phi_z], A_t, H_{t-1})
     H_t    = TemporalAttention(H~_t, history)                (TAVRNN only)
 
-The decoder is the inner product ``sigmoid(Z_t Z_t^T)`` (see :mod:`.losses`). Two GCNs that share their input are
-computed as one (their weights concatenated), and the projections of ``phi_x`` are computed for all windows in one
-matrix product before the recurrence; the parameters keep the published shapes.
+The decoder is the inner product ``sigmoid(Z_t Z_t^T)`` (see :mod:`.losses`). Every GCN of an input is computed as
+``(A_t input) W``: the propagated feature ``A_t phi_x`` of every window is computed before the recurrence and its
+projections into the encoder and the first GRU layer are one matrix product over all windows; at each window one
+sparse product ``A_t H_{t-1}`` serves the encoder and the GRU gates (their weights concatenated into one product),
+and one ``A_t phi_z`` the GRU's latent input. The parameters keep the published shapes.
 """
 
 from __future__ import annotations
@@ -157,16 +159,19 @@ class VGRNN(nn.Module):
         n_windows, n = prepared.n_windows, prepared.n_total
         device = prepared.device
         phi_x = self.phi_x(prepared)
-        # Projections of phi_x into the encoder GCN and the first GRU layer, for all windows in one product.
+        # A_t phi_x for every window (before the recurrence), and its projections into the encoder GCN and the first
+        # GRU layer for all windows in one product.
+        propagated_x = torch.stack(
+            [adjacency @ phi_x[0 if phi_x.shape[0] == 1 else t] for t, adjacency in enumerate(prepared.adjacency)]
+        )
         w_enc_x, w_enc_h = self.encoder.lin.weight.split(d, dim=1)
         w_gru_x, w_gru_z = self.rnn.cells[0].lin_x.weight.split(d, dim=1)
-        proj = phi_x @ torch.cat([w_enc_x, w_gru_x]).t()  # (T or 1, N', d + 3d)
-        shared = proj.shape[0] == 1
+        proj = propagated_x @ torch.cat([w_enc_x, w_gru_x]).t()  # (T, N', d + 3d)
         dtype = proj.dtype
         proj_enc, proj_gru = (x.unbind(0) for x in proj.split([d, 3 * d], dim=2))
         eps = torch.randn((n_windows, n, k), generator=generator, device=device, dtype=dtype) if sample else None
-        # One product for every projection of the previous state: the encoder's and (one layer) the GRU gates'
-        # (the candidate reads r * h instead, so its block is zero).
+        # One product for every projection of the propagated previous state A_t H_{t-1}: the encoder's and (one
+        # layer) the GRU gates' (the candidate reads r * h instead, so its block is zero).
         one_layer = self.n_layers == 1
         if one_layer:
             w_h = torch.cat([w_enc_h, self.rnn.cells[0].lin_h.weight, w_enc_h.new_zeros(d, d)])
@@ -183,21 +188,21 @@ class VGRNN(nn.Module):
             adjacency = prepared.adjacency[t]
             h_last = h[-1]
             h_prev.append(h_last)
-            pe, pg = proj_enc[0 if shared else t], proj_gru[0 if shared else t]
+            ah = adjacency @ h_last
             if one_layer:
-                h_enc, h_gru = (h_last @ w_h.t()).split([d, 3 * d], dim=1)
+                h_enc, h_gru = (ah @ w_h.t()).split([d, 3 * d], dim=1)
             else:
-                h_enc, h_gru = h_last @ w_h.t(), None
-            enc = F.relu((adjacency @ (pe + h_enc)) + self.encoder.bias)
+                h_enc, h_gru = ah @ w_h.t(), None
+            enc = F.relu(proj_enc[t] + h_enc + self.encoder.bias)
             mu, sigma_raw = self.posterior(enc, adjacency).split(k, dim=1)
             sigma = F.softplus(sigma_raw)
             z = torch.addcmul(mu, sigma, eps[t]) if sample else mu
             phi_z = F.relu(self.phi_z(z))
-            x_proj = torch.addmm(pg, phi_z, w_gru_z.t())
+            ax = torch.addmm(proj_gru[t], adjacency @ phi_z, w_gru_z.t())
             if one_layer:
-                h_tilde = self.rnn(None, adjacency, h, pre=x_proj + h_gru)
+                h_tilde = self.rnn(None, adjacency, h, gates=ax + h_gru)
             else:
-                h_tilde = self.rnn(None, adjacency, h, x_proj=x_proj)
+                h_tilde = self.rnn(None, adjacency, h, ax=ax)  # layer 0 reads its own state, not the last layer's
             h, w = self._attend(h_tilde, memory)
             mus.append(mu)
             sigmas.append(sigma)

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import TavrnnInputError
-from .graphs import GraphSequence
+from ..errors import TavrnnInputError
+from ..graphs import GraphSequence
 
 __all__ = ["score_links"]
 
