@@ -361,13 +361,50 @@ def test_unweighted_adjacency_product_and_gradient_match_dense():
 
 
 def test_weighted_history_gradcheck():
+    """The history sum over segments of consecutive steps (single steps and stacked segments) equals the weighted
+    sum of the stacked history, and its gradient passes gradcheck."""
     from spikeinterface_tavrnn.model.attention import weighted_history
 
-    w = torch.softmax(torch.randn(4, dtype=torch.float64), 0).requires_grad_()
-    hs = [torch.randn(5, 3, dtype=torch.float64, requires_grad=True) for _ in range(4)]
-    ref = torch.tensordot(w, torch.stack(hs), dims=1)
-    torch.testing.assert_close(weighted_history(w, hs), ref)
-    assert torch.autograd.gradcheck(lambda w, *h: weighted_history(w, list(h)), (w, *hs))
+    w = torch.softmax(torch.randn(6, dtype=torch.float64), 0).requires_grad_()
+    segments = [torch.randn(m, 5, 3, dtype=torch.float64, requires_grad=True) for m in (3, 1, 2)]
+    ref = torch.tensordot(w, torch.cat(segments), dims=1)
+    torch.testing.assert_close(weighted_history(w, segments), ref)
+    assert torch.autograd.gradcheck(lambda w, *h: weighted_history(w, list(h)), (w, *segments))
+
+
+@pytest.mark.parametrize("mode, window", [("gated", None), ("gated", 20), ("published", None), ("gated", 5)])
+def test_attention_over_segmented_history_matches_the_plain_sum(monkeypatch, mode, window):
+    """Past 16 windows the history is stacked into segments; outputs, attention weights and input gradients equal
+    those of the same attention summing the past states one by one (segments never formed)."""
+    from spikeinterface_tavrnn.model import attention as attention_module
+
+    n_steps = 2 * attention_module.SEGMENT_WINDOWS + 5
+    inputs = [[torch.randn(6, 4, requires_grad=True), torch.randn(6, 4, requires_grad=True)] for _ in range(n_steps)]
+
+    def run(segment_windows):
+        monkeypatch.setattr(attention_module, "SEGMENT_WINDOWS", segment_windows)
+        torch.manual_seed(0)
+        att = TemporalAttention(4, n_layers=2, mode=mode, window=window, history_node=False)
+        if mode == "gated":
+            with torch.no_grad():
+                for gate in att.gates:
+                    gate.bias.fill_(0.0)  # mix in a visible share of the history
+        memory, outs, weights = att.initial_state(), [], []
+        for h_tilde in inputs:
+            out, w = att(h_tilde, memory)
+            outs.extend(out)
+            weights.append(w)
+        grads = torch.autograd.grad(sum((o * o).sum() for o in outs), [x for step in inputs for x in step])
+        return outs, weights, grads, memory
+
+    segment_windows = attention_module.SEGMENT_WINDOWS
+    outs, weights, grads, memory = run(segment_windows)
+    ref_outs, ref_weights, ref_grads, _ = run(10**9)
+    if window is None:
+        assert any(segment.shape[0] == segment_windows for segment in memory["segments"][0])
+    assert sum(segment.shape[0] for segment in memory["segments"][0]) == len(memory["summaries"])
+    for ours, ref in zip(outs + weights + list(grads), ref_outs + ref_weights + list(ref_grads)):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode, layers", [("gated", 1), ("published", 1), ("gated", 2)])

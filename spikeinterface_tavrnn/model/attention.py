@@ -31,19 +31,55 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TemporalAttention", "ATTENTION_MODES", "weighted_history"]
+__all__ = ["TemporalAttention", "ATTENTION_MODES", "SEGMENT_WINDOWS", "weighted_history"]
 
 ATTENTION_MODES = ("gated", "published")
 
-def weighted_history(weights: Tensor, history: list[Tensor]) -> Tensor:
-    """``sum_s weights[s] history[s]`` for m tensors (N, d), accumulated one step at a time: autograd keeps
-    references to the history (which the recurrence keeps anyway) instead of an (m, N, d) stack per window, so the
-    memory of whole-history attention grows as O(T N d) over a sequence, not O(T^2 N d)."""
-    parts = weights.unbind(0)
-    out = history[0] * parts[0]
-    for weight, state in zip(parts[1:], history[1:]):
-        out = torch.addcmul(out, state, weight)
+#: Past states are kept as stacked segments of up to this many consecutive windows (see :func:`weighted_history`).
+SEGMENT_WINDOWS = 16
+
+
+def weighted_history(weights: Tensor, segments: list[Tensor]) -> Tensor:
+    """``sum_s weights[s] history[s]`` over a history kept as segments of consecutive steps, each (m_i, N, d), with
+    ``sum_i m_i`` weights: one product per segment (a single step is one multiply-add).
+
+    The recurrence keeps every past state for the backward pass anyway; the attention adds one stacked copy of each
+    (made once, when :data:`SEGMENT_WINDOWS` steps are complete) instead of an (m, N, d) stack per window, so the
+    memory of whole-history attention grows as O(T N d) over a sequence, not O(T^2 N d), and a window attends with
+    about T / 16 + 16 operations instead of T.
+    """
+    out = None
+    for weight, segment in zip(weights.split([segment.shape[0] for segment in segments]), segments):
+        if segment.shape[0] == 1:
+            out = segment[0] * weight if out is None else torch.addcmul(out, segment[0], weight)
+        else:
+            part = torch.tensordot(weight, segment, dims=1)
+            out = part if out is None else out + part
     return out
+
+
+def _steps(segments: list[Tensor]) -> int:
+    return sum(segment.shape[0] for segment in segments)
+
+
+def _drop_oldest(segments: list[Tensor]) -> None:
+    """Forget the oldest step of a segmented history, in place."""
+    if segments[0].shape[0] == 1:
+        del segments[0]
+    else:
+        segments[0] = segments[0][1:]
+
+
+def _append_step(segments: list[Tensor], state: Tensor) -> None:
+    """Append one step's state (N, d); once :data:`SEGMENT_WINDOWS` single steps trail, stack them into one segment."""
+    segments.append(state.unsqueeze(0))
+    tail = 0
+    for segment in reversed(segments):
+        if segment.shape[0] != 1:
+            break
+        tail += 1
+    if tail >= SEGMENT_WINDOWS:
+        segments[-tail:] = [torch.cat(segments[-tail:])]
 
 
 class TemporalAttention(nn.Module):
@@ -85,6 +121,7 @@ class TemporalAttention(nn.Module):
             raise ValueError("published attention with a history node needs the index of the wired history node.")
         d = hidden_channels
         self.hidden_channels = d
+        self.n_layers = int(n_layers)
         self.mode = mode
         self.window = None if window is None else int(window)
         self.history_node = bool(history_node)
@@ -109,8 +146,9 @@ class TemporalAttention(nn.Module):
             self.readout = None
 
     def initial_state(self) -> dict:
-        """Empty memory at the start of a sequence."""
-        return {"summaries": [], "states": []}
+        """Empty memory at the start of a sequence: the summaries of past steps and, per layer, their states as
+        segments of consecutive steps (see :func:`weighted_history`)."""
+        return {"summaries": [], "segments": [[] for _ in range(self.n_layers)]}
 
     def _summary(self, h_last: Tensor) -> Tensor:
         if self.wired_index is not None:
@@ -138,9 +176,8 @@ class TemporalAttention(nn.Module):
         """
         summary = self._summary(h_tilde[-1])
         summaries = memory["summaries"] + [summary]
-        states = memory["states"] + [h_tilde]
         if self.window is not None:
-            summaries, states = summaries[-self.window :], states[-self.window :]
+            summaries = summaries[-self.window :]
         stacked_summaries = torch.stack(summaries)
         scores = self.key(stacked_summaries) @ self.query(summary) / math.sqrt(self.hidden_channels)
         weights = torch.softmax(scores, dim=0)
@@ -149,7 +186,11 @@ class TemporalAttention(nn.Module):
         out = []
         for layer in range(len(h_tilde)):
             # sum_s alpha_s V(H_s) = V(sum_s alpha_s H_s): the weights sum to 1, so the bias is kept
-            attended = self.values[layer](weighted_history(weights, [step[layer] for step in states]))
+            history = memory["segments"][layer] + [h_tilde[layer].unsqueeze(0)]
+            while _steps(history) > len(summaries):
+                history = history[:]
+                _drop_oldest(history)
+            attended = self.values[layer](weighted_history(weights, history))
             if self.mode == "published":
                 out.append(attended)
             else:
@@ -159,7 +200,10 @@ class TemporalAttention(nn.Module):
         # Remember step t. Gated: the summary of the GRU's proposal (already computed); published: as coded by the
         # authors, the summary (history node) of the final state.
         memory["summaries"].append(summary if self.mode == "gated" else self._summary(out[-1]))
-        memory["states"].append(out)
+        for segments, state in zip(memory["segments"], out):
+            _append_step(segments, state)
         if self.window is not None and len(memory["summaries"]) >= self.window:
-            del memory["summaries"][0], memory["states"][0]
+            del memory["summaries"][0]
+            for segments in memory["segments"]:
+                _drop_oldest(segments)
         return out, weights

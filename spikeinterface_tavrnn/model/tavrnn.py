@@ -276,8 +276,8 @@ class TAVRNNModule(VGRNN):
         if self.attention is None:
             return None, 0
         summaries = [s.detach() for s in memory["summaries"]]
-        states = [[h.detach() for h in step] for step in memory["states"]]
-        return {"summaries": summaries, "states": states}, len(summaries)
+        segments = [[segment.detach() for segment in layer] for layer in memory["segments"]]
+        return {"summaries": summaries, "segments": segments}, len(summaries)
 
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         if self.attention is None:
