@@ -464,3 +464,40 @@ def test_decode_against_baselines_finds_information_beyond_rates():
     assert result.results["firing_rates"].balanced_accuracy < 0.75
     assert result.gain > 0.2 and result.gain_p_value <= 0.1 and result.adds_information
     assert result.chance == 0.5
+
+
+def test_paired_test_matches_scipy_and_the_corrected_formula():
+    from spikeinterface_tavrnn.evaluation import paired_test
+
+    rng = np.random.default_rng(3)
+    b = rng.uniform(0.6, 0.9, 50)
+    a = b + rng.normal(0.02, 0.05, 50)
+    res = paired_test(a, b, test_train_ratio=0.25)
+    d = a - b
+    assert res.n_pairs == 50 and res.mean_difference == pytest.approx(d.mean())
+    assert res.t_p_value == pytest.approx(scipy.stats.ttest_rel(a, b).pvalue)
+    assert res.wilcoxon_p_value == pytest.approx(scipy.stats.wilcoxon(a, b).pvalue)
+    t_corr = d.mean() / np.sqrt((1 / 50 + 0.25) * d.var(ddof=1))
+    assert res.corrected_t_p_value == pytest.approx(2 * scipy.stats.t.sf(abs(t_corr), 49))
+    assert res.corrected_t_p_value > res.t_p_value  # the correction is conservative
+    lo, hi = scipy.stats.t.interval(0.95, 49, loc=d.mean(), scale=scipy.stats.sem(d))
+    assert (res.ci_low, res.ci_high) == pytest.approx((lo, hi))
+    assert np.isnan(paired_test(a, b).corrected_t_p_value)
+    with pytest.raises(ValueError, match="same number"):
+        paired_test(a, b[:-1])
+
+
+def test_fold_scores_are_each_folds_balanced_accuracy():
+    from sklearn.metrics import balanced_accuracy_score
+
+    from spikeinterface_tavrnn.evaluation import fold_scores
+
+    rng = np.random.default_rng(1)
+    labels = np.tile(np.repeat(["x", "y", "z"], 2), 6)
+    x = (labels == "x")[:, None] * 1.0 + rng.normal(size=(labels.size, 3))
+    res = classify_windows(x, labels, n_splits=4, n_permutations=0)
+    scores = fold_scores(res)
+    expected = [balanced_accuracy_score(res.y_true[res.fold == k], res.y_pred[res.fold == k]) for k in range(4)]
+    assert scores == pytest.approx(expected)
+    assert fold_scores(res, "accuracy") == pytest.approx(
+        [np.mean(res.y_true[res.fold == k] == res.y_pred[res.fold == k]) for k in range(4)])

@@ -23,7 +23,7 @@ The tools are grouped by job in submodules (:mod:`.statistics`, :mod:`.windows`,
 
 from __future__ import annotations
 
-from .statistics import mean_ci, permutation_p_value
+from .statistics import PairedTest, mean_ci, paired_test, permutation_p_value
 from .windows import window_vectors, window_splits
 from .decoding import (
     CLASSIFICATION_METRICS,
@@ -32,6 +32,7 @@ from .decoding import (
     ClassificationResult,
     classify_windows,
     decode_against_baselines,
+    fold_scores,
 )
 from .dynamics import RoleChange, role_change, window_similarity
 from .nodes import ClusteringResult, cluster_nodes, CLUSTERING_METRICS
@@ -46,6 +47,9 @@ __all__ = [
     "ScoreTable",
     "mean_ci",
     "permutation_p_value",
+    "PairedTest",
+    "paired_test",
+    "fold_scores",
     "window_vectors",
     "window_splits",
     "classify_windows",

@@ -268,6 +268,47 @@ def classify_windows(
     )
 
 
+def fold_scores(result: ClassificationResult, metric: str = "balanced_accuracy") -> np.ndarray:
+    """One score per cross-validation fold of a :func:`classify_windows` result, for paired tests across methods.
+
+    The pooled score of the result is computed over every window at once; this computes the same metric on each
+    fold's test windows alone (a balanced accuracy over the classes present in that fold). Two results obtained with
+    the same labels, ``windows``, ``n_splits`` and ``gap`` share their folds, so their fold scores pair up (see
+    :func:`~spikeinterface_tavrnn.evaluation.paired_test`).
+
+    Parameters
+    ----------
+    result : ClassificationResult
+    metric : str, default: "balanced_accuracy"
+        One of :data:`CLASSIFICATION_METRICS`.
+
+    Returns
+    -------
+    np.ndarray, shape (n_splits,)
+        NaN for a fold that tested no window.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.tile(np.repeat([0, 1], 3), 5)
+    >>> x = labels[:, None] * 3.0 + np.random.default_rng(0).normal(size=(30, 2))
+    >>> fold_scores(classify_windows(x, labels, n_permutations=0)).round(2).tolist()
+    [1.0, 1.0, 1.0, 1.0, 0.83]
+    """
+    if metric not in CLASSIFICATION_METRICS:
+        raise ValueError(f"metric must be one of {CLASSIFICATION_METRICS}, got {metric!r}.")
+    classes = np.asarray(result.classes)
+    n_classes = classes.size
+    y_true = np.searchsorted(classes, np.asarray(result.y_true))  # classes are sorted (np.unique)
+    y_pred = np.searchsorted(classes, np.asarray(result.y_pred))
+    out = np.full(int(result.n_splits), np.nan)
+    for k in range(out.size):
+        tested = np.asarray(result.fold) == k
+        if tested.any():
+            out[k] = _classification_scores(y_true[tested], y_pred[tested], n_classes)[metric]
+    return out
+
+
 #: The feature sets of :func:`decode_against_baselines`, in the order they are reported.
 FEATURE_SETS = ("embeddings", "firing_rates", "connectivity", "embeddings+rates")
 
@@ -312,6 +353,7 @@ def decode_against_baselines(
     windows: Any = None,
     n_permutations: int = 19,
     n_splits: int = 5,
+    gap: int | str = "auto",
     seed: int = 0,
     verbose: bool = False,
 ) -> BaselineDecoding:
@@ -335,6 +377,8 @@ def decode_against_baselines(
     n_permutations : int, default: 19
         Label permutations of the embeddings decoder, and embedding permutations for the gain (19: p >= 0.05).
     n_splits : int, default: 5
+    gap : int or "auto", default: "auto"
+        Windows dropped from training on each side of every test window (see :func:`classify_windows`).
     seed : int, default: 0
     verbose : bool, default: False
 
@@ -354,7 +398,7 @@ def decode_against_baselines(
         "connectivity": np.nan_to_num(mats[:, rows, cols]),
         "embeddings+rates": np.concatenate([emb, rates], axis=1),
     }
-    common = dict(labels=labels, windows=windows, n_splits=n_splits, seed=seed)
+    common = dict(labels=labels, windows=windows, n_splits=n_splits, gap=gap, seed=seed)
     # Label permutations (p against chance) for the model's decoder; the others are compared with it and each other.
     tested = ("embeddings",)
     results = {
