@@ -177,7 +177,8 @@ def main() -> None:
                 lines.append(
                     f"| {mname} | {a} | {b} | {t['n_pairs']} | {t['mean_difference']:+.3f} [{t['ci_low']:+.3f}, "
                     f"{t['ci_high']:+.3f}] | {t['corrected_t_p_value']:.4f} | {t['t_p_value']:.4f} | "
-                    f"{t['wilcoxon_p_value']:.4f} | {t['seed_mean']:+.3f} [{t['seed_low']:+.3f}, {t['seed_high']:+.3f}] "
+                    f"{t['wilcoxon_p_value']:.4f} | {t['seed_mean']:+.3f} "
+                    f"[{t['seed_low']:+.3f}, {t['seed_high']:+.3f}] "
                     f"| {t['seed_p']:.4f} | {t['gain_p']} |"
                 )
         wall = time.perf_counter() - t_start

@@ -139,7 +139,8 @@ def main() -> None:
                  f">= {args.min_spikes} spikes, dim {args.dim}, seeds {seeds}, epochs {args.epochs} (VGAE "
                  f"{args.vgae_epochs}), k-means n_init {args.n_init}, {args.permutations} node-label permutations "
                  f"(p floor {1 / (args.permutations + 1):.3f}).", "",
-                 "| DIV | active electrodes | wells | windows | within-well pair fraction | within-well edge precision |",
+                 "| DIV | active electrodes | wells | windows | within-well pair fraction | "
+                 "within-well edge precision |",
                  "|---|---|---|---|---|---|"]
         for day in args.days:
             i = info[day]
@@ -167,7 +168,8 @@ def main() -> None:
                 rows.append(f"| {day} | {name} | {n} | {t.mean_difference:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}] | "
                             f"{t.t_p_value:.4f} | {'yes' if t.mean_difference >= 0 else 'no'} |")
         if rows:
-            lines += ["", "ARI minus the spectral clustering's ARI, paired by seed (two-sided paired t-test over seeds).",
+            lines += ["", "ARI minus the spectral clustering's ARI, paired by seed (two-sided paired t-test over "
+                      "seeds).",
                       "", "| DIV | method | seeds | ARI difference (mean [95% CI]) | p | mean >= spectral clustering |",
                       "|---|---|---|---|---|---|", *rows]
         lines += ["", f"Wall time: {time.perf_counter() - t_start:.0f} s"

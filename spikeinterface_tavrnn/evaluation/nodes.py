@@ -99,8 +99,8 @@ def cluster_nodes(
 ) -> ClusteringResult:
     """Do a window's node embeddings separate known node groups (brain region, chip subregion, MEA well)?
 
-    For each window, k-means (``n_init`` restarts) on the embeddings themselves (never on t-SNE / UMAP coordinates, whose
-    distances are not preserved) is scored against the groups with the adjusted Rand index and normalised mutual
+    For each window, k-means (``n_init`` restarts) on the embeddings themselves (never on t-SNE / UMAP coordinates,
+    whose distances are not preserved) is scored against the groups with the adjusted Rand index and normalised mutual
     information; the silhouette of the known groups measures their separation directly. The null permutes node
     labels (same permutation in every window); k-means does not see labels, so it is not re-run.
 
