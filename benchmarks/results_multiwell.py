@@ -101,7 +101,7 @@ def main() -> None:
     from spikeinterface_tavrnn.evaluation import cluster_nodes, mean_ci, paired_test
 
     seeds = list(range(args.seeds))
-    names = {"spectral_clustering": "spectral clustering, unthresholded |STTC|",
+    names = {"spectral_clustering": "spectral clustering, unthresholded abs-STTC",
              "tavrnn": "tavrnn (defaults: abs-STTC rows), k-means",
              "vgae": "vgae (per window), k-means"}
     raw: dict = {}
