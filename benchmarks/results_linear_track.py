@@ -212,7 +212,7 @@ def main() -> None:
                          lambda s: embed(graphs, "tavrnn", seed=s, node_features=rate_features, **model), True),
         "vgrnn": ("vgrnn (attention=False)", "abs-r rows",
                   lambda s: embed(graphs, "vgrnn", seed=s, **model), True),
-        "vgae": ("vgae (per window)", "identity",
+        "vgae": ("vgae (per window)", "abs-r rows",
                  lambda s: embed(graphs, "vgae", seed=s, epochs=args.vgae_epochs, num_threads=args.threads), False),
     }
     for key in args.models:
