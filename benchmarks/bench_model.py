@@ -30,7 +30,8 @@ the authors' notebook on a 2-core machine of this kind (not re-measured here).
 one fresh process whose numba cache (``NUMBA_CACHE_DIR``) is an empty folder: the first fit pays every one-time cost
 (imports excluded, lazy initialisation and first calls included), the second is warm. (2) ``tavrnn demo`` in a
 fresh process with an empty numba cache (cold: numba compiles the connectivity kernels) and then again in a fresh
-process with that cache filled (warm); the target is cold <= 2 x warm.
+process with that cache filled (warm), ``--rounds`` times alternately; the target is cold <= 2 x warm, compared on
+the fastest run of each.
 
 With ``--device cuda`` the model, the data and the matrix product are on the GPU, every timing waits for the device
 (``torch.cuda.synchronize``), and the peak memory printed is the GPU's (``torch.cuda.max_memory_allocated``). The
@@ -188,7 +189,7 @@ def first_fit_child(epochs: int = 20) -> dict:
     return {"first_fit_s": times[0], "warm_fit_s": times[1], "epochs": epochs, "threads": torch.get_num_threads()}
 
 
-def first_use(threads: int | None) -> int:
+def first_use(threads: int | None, rounds: int = 2) -> int:
     """Run the ``--first-use`` measurements (see the module docstring) and print them."""
     import os
     import tempfile
@@ -212,22 +213,24 @@ def first_use(threads: int | None) -> int:
             f"(first-use cost {r['first_fit_s'] - r['warm_fit_s']:+.2f} s)",
             flush=True,
         )
-        env["NUMBA_CACHE_DIR"] = os.path.join(tmp, "numba_demo")
-        demo = []
-        for label in ("cold (empty numba cache)", "warm (numba cache filled)"):
-            out = os.path.join(tmp, f"demo_{len(demo)}")
-            start = time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "spikeinterface_tavrnn.cli", "demo", "--output", out, "--quiet"],
-                capture_output=True, text=True, env=env,
-            )  # fmt: skip
-            demo.append(time.perf_counter() - start)
-            if proc.returncode != 0:
-                print(f"tavrnn demo FAILED\n{proc.stderr[-2000:]}")
-                return 1
-            print(f"tavrnn demo, fresh process, {label}: {demo[-1]:.1f} s", flush=True)
-        ratio = demo[0] / demo[1]
-        print(f"tavrnn demo cold / warm = {ratio:.2f} (target <= 2): {'PASS' if ratio <= 2 else 'FAIL'}")
+        colds, warms = [], []
+        for round_ in range(rounds):
+            # each round: a new empty numba cache (cold), then the same cache, now filled (warm)
+            env["NUMBA_CACHE_DIR"] = os.path.join(tmp, f"numba_demo_{round_}")
+            for label, times in (("cold (empty numba cache)", colds), ("warm (numba cache filled)", warms)):
+                out = os.path.join(tmp, f"demo_{round_}_{'cold' if times is colds else 'warm'}")
+                start = time.perf_counter()
+                proc = subprocess.run(
+                    [sys.executable, "-m", "spikeinterface_tavrnn.cli", "demo", "--output", out, "--quiet"],
+                    capture_output=True, text=True, env=env,
+                )  # fmt: skip
+                times.append(time.perf_counter() - start)
+                if proc.returncode != 0:
+                    print(f"tavrnn demo FAILED\n{proc.stderr[-2000:]}")
+                    return 1
+                print(f"tavrnn demo, fresh process, {label}: {times[-1]:.1f} s", flush=True)
+        ratio = min(colds) / min(warms)
+        print(f"tavrnn demo cold / warm (fastest of {rounds}) = {ratio:.2f} (target <= 2): {'PASS' if ratio <= 2 else 'FAIL'}")
     return 0 if ratio <= 2 else 1
 
 
@@ -238,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-first-fit", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--first-use", action="store_true", help="first fit and tavrnn demo, cold vs warm")
+    parser.add_argument("--rounds", type=int, default=2, help="--first-use: cold / warm demo pairs (default: 2)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads in each case (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu (default; the targets are for it) or cuda")
@@ -253,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(first_fit_child()))
         return 0
     if args.first_use:
-        return first_use(args.threads)
+        return first_use(args.threads, args.rounds)
 
     names = args.case or list(CASES)
     results, ok = [], True
