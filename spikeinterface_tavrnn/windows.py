@@ -130,18 +130,21 @@ def sliding_windows(t_start: float, t_stop: float, size_s: float, step_s: float 
     if t_stop <= t_start:
         raise TavrnnInputError(f"t_stop ({t_stop}) must be after t_start ({t_start}).")
     duration = t_stop - t_start
-    if size_s > duration + 1e-9:
+    # Rounding slack in seconds, so that a window ending exactly at t_stop is kept at any magnitude of the times.
+    slack_s = 1e-9 + 1e-12 * max(abs(t_start), abs(t_stop))
+    if size_s > duration + slack_s:
         raise TavrnnInputError(
             f"The window ({size_s:g} s) is longer than the recording ({duration:g} s): choose a smaller size_s."
         )
-    # The small tolerance keeps a window that ends exactly at t_stop despite floating-point rounding.
-    n_windows = int(np.floor((duration - size_s) / step_s + 1e-9)) + 1
-    if n_windows > MAX_SLIDING_WINDOWS:
+    # Counted as a float first: a step of a few subnormal seconds makes it infinite. At least one window, since
+    # size_s fits the span within the slack.
+    n_windows_float = max(np.floor((duration - size_s + slack_s) / step_s) + 1, 1.0)
+    if not n_windows_float <= MAX_SLIDING_WINDOWS:
         raise TavrnnInputError(
-            f"{n_windows} windows of {size_s:g} s every {step_s:g} s over {duration:g} s is more than "
+            f"{n_windows_float:.0f} windows of {size_s:g} s every {step_s:g} s over {duration:g} s is more than "
             f"{MAX_SLIDING_WINDOWS}: choose a larger step_s (or check t_stop and the times' unit)."
         )
-    starts = t_start + step_s * np.arange(n_windows)
+    starts = t_start + step_s * np.arange(int(n_windows_float))
     return Windows(starts, np.minimum(starts + size_s, t_stop))
 
 

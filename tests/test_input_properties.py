@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from _reference import sttc_reference_matrices
@@ -73,6 +73,10 @@ number = st.one_of(
 
 @FAST
 @given(t_start=number, t_stop=number, size_s=number, step_s=st.one_of(st.none(), number))
+@example(t_start=0.0, t_stop=1.0, size_s=2.225073858507203e-309, step_s=None)  # subnormal: the count overflowed
+@example(t_start=-10.0, t_stop=1e12, size_s=1e12, step_s=None)
+@example(t_start=0.0, t_stop=1e12, size_s=2.0, step_s=1e12)  # a second window of 0 s was made
+@example(t_start=0.0, t_stop=9.715148139107806e-79, size_s=1e-12, step_s=3.115246632660293e-248)
 def test_sliding_windows_cover_the_span_or_refuse(t_start, t_stop, size_s, step_s):
     try:
         windows = sliding_windows(t_start, t_stop, size_s, step_s)
@@ -80,11 +84,13 @@ def test_sliding_windows_cover_the_span_or_refuse(t_start, t_stop, size_s, step_
         assert "\n" not in str(error)
         return
     step = size_s if step_s is None else step_s
-    assert np.all(windows.starts >= t_start - 1e-9) and np.all(windows.stops <= t_stop + 1e-9)
-    np.testing.assert_allclose(windows.durations_s, size_s, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(np.diff(windows.starts), step, rtol=1e-9, atol=1e-6)
+    # Absolute slack of a few float64 ulps of the largest time involved (spans up to 1e12 s are drawn).
+    slack_s = 1e-9 + 1e-14 * max(abs(t_start), abs(t_stop))
+    assert np.all(windows.starts >= t_start - slack_s) and np.all(windows.stops <= t_stop + slack_s)
+    np.testing.assert_allclose(windows.durations_s, size_s, rtol=1e-9, atol=max(1e-6, slack_s))
+    np.testing.assert_allclose(np.diff(windows.starts), step, rtol=1e-9, atol=max(1e-6, slack_s))
     # No room for one more window after the last.
-    assert windows.starts[-1] + step + size_s > t_stop - 1e-6
+    assert windows.starts[-1] + step + size_s > t_stop - max(1e-6, slack_s)
 
 
 @FAST
