@@ -28,7 +28,7 @@ __all__ = [
     "write_text_atomic",
     "temporary_sibling",
     "write_error",
-    "fsync_folder",
+    "fsync_path",
     "remove_stale_temporaries",
 ]
 
@@ -99,10 +99,10 @@ def remove_stale_temporaries(path: str | os.PathLike, kind: str = "tmp") -> list
     return removed
 
 
-def fsync_folder(folder: str | os.PathLike) -> None:
-    """``fsync`` a folder so that renames inside it are on disk (a no-op where folders cannot be opened)."""
+def fsync_path(path: str | os.PathLike) -> None:
+    """``fsync`` a file, or a folder so that renames inside it are on disk (a no-op where it cannot be opened)."""
     try:
-        descriptor = os.open(folder, os.O_RDONLY)
+        descriptor = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -186,7 +186,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
             os.replace(temporary, path)
         except OSError as error:
             raise write_error(error, path) from error
-        fsync_folder(path.parent)
+        fsync_path(path.parent)
     except BaseException as error:
         try:
             temporary.unlink()

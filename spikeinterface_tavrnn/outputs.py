@@ -36,7 +36,7 @@ from typing import Iterable, Iterator
 from filelock import FileLock, Timeout
 
 from .errors import TavrnnInputError
-from .fileio import fsync_folder, temporary_sibling, write_error, write_text_atomic
+from .fileio import fsync_path, temporary_sibling, write_error, write_text_atomic
 
 __all__ = [
     "MARKER_NAME",
@@ -232,7 +232,7 @@ def _recover(target: Path) -> str | None:
             previous.remove(newest)
             done = "restored"
         if done:
-            fsync_folder(target.parent)
+            fsync_path(target.parent)
     for folder in ready + previous + [p for p in _leftovers(target, "partial") if _ours(p)]:
         _remove_ours(folder)
         done = done or "cleaned"
@@ -398,17 +398,8 @@ def _sync_tree(folder: Path) -> None:
     """``fsync`` every file and folder under ``folder``, so that the swap never exposes unwritten data."""
     for root, _, files in os.walk(folder):
         for name in files:
-            try:
-                descriptor = os.open(os.path.join(root, name), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(descriptor)
-            except OSError:
-                pass
-            finally:
-                os.close(descriptor)
-        fsync_folder(root)
+            fsync_path(os.path.join(root, name))
+        fsync_path(root)
 
 
 def _swap_into_place(ready: Path, target: Path) -> None:
@@ -423,6 +414,6 @@ def _swap_into_place(ready: Path, target: Path) -> None:
         if previous is not None and not target.exists():
             previous.rename(target)
         raise
-    fsync_folder(target.parent)
+    fsync_path(target.parent)
     if previous is not None:
         _remove_ours(previous)
