@@ -53,6 +53,9 @@ MODELS = {
     "TAVRNN defaults": {},
     "attention=False (VGRNN)": {"attention": False},
     "parity preset": {"preset": "parity"},
+    # the published codes never train their graph-GRU weights; measured as an option (issue 17)
+    "parity preset, GRU untrained": {"preset": "parity", "train_recurrence": False},
+    "TAVRNN defaults, GRU untrained": {"train_recurrence": False},
 }
 
 
@@ -174,6 +177,8 @@ PAIRS = [
     ("TAVRNN defaults", "parity preset"),
     ("TAVRNN defaults", "edge history"),
     ("attention=False (VGRNN)", "edge history"),
+    ("parity preset, GRU untrained", "parity preset"),
+    ("TAVRNN defaults, GRU untrained", "TAVRNN defaults"),
 ]
 
 
@@ -315,8 +320,8 @@ def main() -> None:
             if len(raw[name]) > seed:
                 continue
             kwargs = {**common, **MODELS[name]}
-            if name == "parity preset":  # the preset fixes the sizes; keep the protocol's node features
-                kwargs = {"preset": "parity", "node_features": args.node_features}
+            if MODELS[name].get("preset") == "parity":  # the preset fixes the sizes; keep the protocol's features
+                kwargs = {**MODELS[name], "node_features": args.node_features}
             tic = time.perf_counter()
             raw[name].append(evaluate_model(data, kwargs, args.epochs, seed, verbose=False))
             seconds[name] += time.perf_counter() - tic

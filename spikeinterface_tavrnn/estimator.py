@@ -136,6 +136,11 @@ class TAVRNN(BaseEstimator):
         trains for all ``epochs``.
     clip_grad_norm : float or None, default: 10.0
         Clip the gradient norm (VGRNN's value; the published code configured clipping but never applied it).
+    train_recurrence : bool, default: True
+        Train the graph GRU's weights. False keeps them at their random initialisation, as the published VGRNN and
+        TAVRNN codes do by accident (their GRU weights are not registered with the optimiser; defect 1 in
+        docs/model.md); offered to measure that setting, e.g. with ``preset="parity"``. Everything else (feature
+        layers, encoder, prior, decoder, attention) is trained either way.
     device : str or torch.device, default: "auto"
         "auto" uses CUDA when available, else the CPU.
     seed : int or None, default: 0
@@ -236,6 +241,7 @@ class TAVRNN(BaseEstimator):
         epochs: int = 300,
         early_stopping: int | None = 50,
         clip_grad_norm: float | None = 10.0,
+        train_recurrence: bool = True,
         device: "str | torch.device" = "auto",
         seed: int | None = 0,
         verbose: bool = False,
@@ -261,6 +267,7 @@ class TAVRNN(BaseEstimator):
         self.epochs = epochs
         self.early_stopping = early_stopping
         self.clip_grad_norm = clip_grad_norm
+        self.train_recurrence = train_recurrence
         self.device = device
         self.seed = seed
         self.verbose = verbose
@@ -315,6 +322,8 @@ class TAVRNN(BaseEstimator):
             raise TavrnnInputError(f"kl_weight must be >= 0, got {cfg['kl_weight']!r}.")
         if not cfg["negative_ratio"] > 0:
             raise TavrnnInputError(f"negative_ratio must be > 0, got {cfg['negative_ratio']!r}.")
+        if not isinstance(cfg["train_recurrence"], (bool, np.bool_)):
+            raise TavrnnInputError(f"train_recurrence must be True or False, got {cfg['train_recurrence']!r}.")
         bptt = cfg["bptt_windows"]
         if bptt is not None and (isinstance(bptt, bool) or int(bptt) != bptt or bptt < 1):
             raise TavrnnInputError(f"bptt_windows must be None or a positive integer, got {bptt!r}.")

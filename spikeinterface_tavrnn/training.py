@@ -267,7 +267,10 @@ class Trainer:
         self.per_step = int(cfg["recordings_per_step"])
         # the fused implementation updates every parameter in one kernel (CPU and CUDA)
         fused = device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=float(cfg["learning_rate"]), fused=fused)
+        if not cfg["train_recurrence"]:
+            self.module.rnn.requires_grad_(False)  # fixed at its random initialisation (the published codes' GRU)
+        trained = [p for p in self.module.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trained, lr=float(cfg["learning_rate"]), fused=fused)
         self.clip = float(cfg["clip_grad_norm"]) if cfg["clip_grad_norm"] else None
         self.kl_weight = float(cfg["kl_weight"])
         self.epoch = 0

@@ -174,6 +174,30 @@ def test_parity_preset(small):
         TAVRNN(preset="published").fit(small)
 
 
+def test_train_recurrence_false_keeps_the_gru_at_its_initialisation(small, tmp_path):
+    def weights(model):
+        return {name: p.detach().clone() for name, p in model.module_.named_parameters()}
+
+    one = weights(_fast(epochs=1, train_recurrence=False, early_stopping=None).fit(small))
+    five = weights(_fast(epochs=5, train_recurrence=False, early_stopping=None).fit(small))
+    trained = weights(_fast(epochs=5, early_stopping=None).fit(small))
+    gru = [name for name in one if name.startswith("rnn.")]
+    assert gru and len(gru) < len(one)
+    for name in one:
+        if name in gru:  # one seed, one initialisation: the fixed GRU is the same after 1 and 5 epochs
+            assert torch.equal(one[name], five[name]), name
+            assert not torch.equal(five[name], trained[name]), name  # the default trains it
+        else:
+            assert not torch.equal(one[name], five[name]), name  # everything else still learns
+    # the option is kept by save / load and works with the parity preset
+    model = TAVRNN(preset="parity", train_recurrence=False, epochs=2, seed=0).fit(small)
+    assert model._config()["train_recurrence"] is False
+    model.save(tmp_path / "fixed.npz")
+    assert TAVRNN.load(tmp_path / "fixed.npz").get_params()["train_recurrence"] is False
+    with pytest.raises(TavrnnInputError, match="train_recurrence"):
+        _fast(train_recurrence="no").fit(small)
+
+
 def test_two_fits_with_one_seed_are_identical(small):
     a = _fast(epochs=8, reconstruction="sampled").fit(small)
     b = _fast(epochs=8, reconstruction="sampled").fit(small)
