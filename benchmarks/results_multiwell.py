@@ -15,9 +15,17 @@ Methods, each over the same ``--seeds`` seeds:
   matrix of the active electrodes (diagonal set to 0), scored like the embeddings.
 * ``tavrnn (defaults)``: TAVRNN at the estimator's defaults (``node_features="auto"``, i.e. the unthresholded |STTC|
   rows; gated attention), 100 epochs, early stopping 50, z = ``--dim``.
+* ``vgrnn``: the same estimator with ``attention=False`` (VGRNN), otherwise identical.
 * ``vgae`` (per window, as before) when listed in ``--methods``.
 
-Also reported: ``within-well edge precision``, the fraction of graph edges that join two electrodes of the same well.
+Post hoc (added after the protocol's first 10-seed run, reported next to its rows, never instead of them): every
+embedding method is also scored with k-means on *unit-length* embeddings (``cluster_nodes(..., normalize=True)``),
+from the same fitted embeddings. The models' inner-product decoder ``sigmoid(z_i . z_j)`` makes a node's norm the
+confidence of all its links and its direction the nodes it links to, so a well is a direction.
+
+Also reported: ``within-well edge precision``, the fraction of graph edges that join two electrodes of the same well,
+and for each embedding method the mean number per window of *well collisions*: pairs of wells whose centroid
+directions have cosine > 0.98 (two wells packed into nearly one direction of the latent space).
 
 Cost cuts that do not change the protocol's meaning: k-means with ``--n-init`` (3) restarts instead of 10 (on a DIV 14
 embedding: ARI 0.990 with 3, 0.986 with 10, at a fifth of the time), and ``--permutations`` (20) node-label
@@ -68,7 +76,20 @@ def spectral_clustering_scores(matrices: np.ndarray, wells: np.ndarray, seed: in
         nmi.append(normalized_mutual_info_score(wells, clusters))
         null[:, t] = [adjusted_rand_score(p, clusters) for p in perms]
     return {"ari": float(np.mean(ari)), "nmi": float(np.mean(nmi)), "silhouette": float("nan"),
-            "p_ari": permutation_p_value(float(np.mean(ari)), null.mean(axis=1))}
+            "p_ari": permutation_p_value(float(np.mean(ari)), null.mean(axis=1)), "collisions": float("nan")}
+
+
+def well_collisions(embeddings: np.ndarray, wells: np.ndarray, cosine: float = 0.98) -> float:
+    """Mean over windows of the number of well pairs whose embedding centroids have cosine similarity > ``cosine``."""
+    codes = np.unique(wells, return_inverse=True)[1]
+    onehot = np.eye(codes.max() + 1)[codes]  # (N, K)
+    counts = []
+    for z in np.asarray(embeddings, dtype=np.float64):
+        centroids = onehot.T @ z / onehot.sum(axis=0)[:, None]
+        unit = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+        cos = unit @ unit.T
+        counts.append(int((cos[np.triu_indices(len(cos), k=1)] > cosine).sum()))
+    return float(np.mean(counts))
 
 
 def main() -> None:
@@ -82,7 +103,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=8)
     parser.add_argument("--permutations", type=int, default=20)
     parser.add_argument("--n-init", type=int, default=3, help="k-means restarts per window")
-    parser.add_argument("--methods", nargs="+", default=["spectral_clustering", "tavrnn", "vgae"],
+    parser.add_argument("--methods", nargs="+", default=["spectral_clustering", "tavrnn", "vgrnn", "vgae"],
                         help="methods, in the order they run")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default=str(DATA))
@@ -103,7 +124,9 @@ def main() -> None:
     seeds = list(range(args.seeds))
     names = {"spectral_clustering": "spectral clustering, unthresholded abs-STTC",
              "tavrnn": "tavrnn (defaults: abs-STTC rows), k-means",
+             "vgrnn": "vgrnn (attention=False), k-means",
              "vgae": "vgae (per window), k-means"}
+    post_hoc = " [post hoc: unit-length embeddings]"
     raw: dict = {}
     info: dict = {}
     data: dict = {}
@@ -151,12 +174,14 @@ def main() -> None:
                 lines.append(f"| {day} | {i['electrodes_active']} / {i['electrodes_total']} | {i['wells']} | "
                              "skipped (nearly silent) | | |")
         lines += ["", "| DIV | method | ARI (mean [95% CI]) | seeds | NMI | silhouette | p (ARI, max over seeds) | "
-                  "fit s |", "|---|---|---|---|---|---|---|---|"]
+                  "well collisions | fit s |", "|---|---|---|---|---|---|---|---|---|"]
         for day, methods in raw.items():
             for name, e in methods.items():
                 sil = f"{np.mean(e['silhouette']):.3f}" if np.all(np.isfinite(e["silhouette"])) else "-"
+                col = np.asarray(e.get("collisions", [np.nan]), dtype=float)
+                col_s = f"{np.mean(col):.1f}" if np.all(np.isfinite(col)) else "-"
                 lines.append(f"| {day} | {name} | {fmt(e['ari'])} | {len(e['ari'])} | {np.mean(e['nmi']):.3f} | "
-                             f"{sil} | {np.max(e['p_ari']):.3f} | {np.mean(e['time_s']):.1f} |")
+                             f"{sil} | {np.max(e['p_ari']):.3f} | {col_s} | {np.mean(e['time_s']):.1f} |")
         sc = names["spectral_clustering"]
         rows = []
         for day, methods in raw.items():
@@ -188,31 +213,43 @@ def main() -> None:
         if final:
             print(table)
 
+    def entry(day, name):
+        return raw.setdefault(str(day), {}).setdefault(name, {"ari": [], "nmi": [], "silhouette": [], "p_ari": [],
+                                                              "collisions": [], "time_s": [], "seeds": []})
+
+    def record(e, scores, fit_s, seed):
+        for m in ("ari", "nmi", "silhouette", "p_ari", "collisions"):
+            e[m].append(scores[m])
+        e["time_s"].append(fit_s)
+        e["seeds"].append(seed)
+
     for method in args.methods:
         name = names[method]
         for day, (matrices, graphs, wells) in data.items():
-            e = raw.setdefault(str(day), {}).setdefault(name, {"ari": [], "nmi": [], "silhouette": [], "p_ari": [],
-                                                               "time_s": [], "seeds": []})
+            e = entry(day, name)
+            e_unit = entry(day, name + post_hoc) if method != "spectral_clustering" else None
             for seed in seeds:
                 t0 = time.perf_counter()
                 if method == "spectral_clustering":
-                    scores = spectral_clustering_scores(matrices, wells, seed, args.permutations)
-                    fit_s = time.perf_counter() - t0
+                    record(e, spectral_clustering_scores(matrices, wells, seed, args.permutations),
+                           time.perf_counter() - t0, seed)
+                    continue
+                if method in ("tavrnn", "vgrnn"):
+                    emb = embed(graphs, method, seed=seed, dim=args.dim, epochs=args.epochs, early_stopping=50)
                 else:
-                    if method == "tavrnn":
-                        emb = embed(graphs, "tavrnn", seed=seed, dim=args.dim, epochs=args.epochs, early_stopping=50)
-                    else:
-                        emb = embed(graphs, "vgae", seed=seed, dim=args.dim, epochs=args.vgae_epochs,
-                                    num_threads=args.threads)
-                    fit_s = time.perf_counter() - t0
-                    res = cluster_nodes(emb, wells, n_permutations=args.permutations, seed=seed, n_init=args.n_init)
-                    scores = {**res.mean_scores, "p_ari": res.mean_p_values["ari"]}
-                for m in ("ari", "nmi", "silhouette", "p_ari"):
-                    e[m].append(scores[m])
-                e["time_s"].append(fit_s)
-                e["seeds"].append(seed)
-            print(f"  DIV {day} {name}: ARI {np.mean(e['ari']):.3f} NMI {np.mean(e['nmi']):.3f} "
-                  f"({np.mean(e['time_s']):.1f} s per seed)", flush=True)
+                    emb = embed(graphs, "vgae", seed=seed, dim=args.dim, epochs=args.vgae_epochs,
+                                num_threads=args.threads)
+                fit_s = time.perf_counter() - t0
+                collisions = well_collisions(emb, wells)
+                for target, normalize in ((e, False), (e_unit, True)):
+                    res = cluster_nodes(emb, wells, n_permutations=args.permutations, seed=seed, n_init=args.n_init,
+                                        normalize=normalize)
+                    record(target, {**res.mean_scores, "p_ari": res.mean_p_values["ari"], "collisions": collisions},
+                           fit_s, seed)
+            for shown in (e, e_unit) if e_unit is not None else (e,):
+                label = name if shown is e else name + post_hoc
+                print(f"  DIV {day} {label}: ARI {np.mean(shown['ari']):.3f} NMI {np.mean(shown['nmi']):.3f} "
+                      f"({np.mean(shown['time_s']):.1f} s per seed)", flush=True)
             write(False)
     write(True)
 

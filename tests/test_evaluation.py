@@ -228,6 +228,25 @@ def test_cluster_nodes_excludes_unlabelled_and_handles_flat_windows():
     assert res.mean_scores["ari"] == 1.0
 
 
+def test_cluster_nodes_normalize_matches_sklearn_kmeans_on_unit_vectors():
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, silhouette_score
+    from sklearn.preprocessing import normalize
+
+    # Three groups that are directions (as under an inner-product decoder), each node with its own norm (0.2 to 5).
+    rng = np.random.default_rng(3)
+    directions = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    labels = np.repeat([0, 1, 2], 20)
+    z = (directions[labels] + rng.normal(scale=0.1, size=(60, 3))) * rng.uniform(0.2, 5.0, size=(60, 1))
+    raw = cluster_nodes(z, labels, n_permutations=0, seed=4, n_init=3)
+    unit = cluster_nodes(z, labels, n_permutations=0, seed=4, n_init=3, normalize=True)
+    reference = KMeans(n_clusters=3, n_init=3, random_state=4).fit_predict(normalize(z))
+    np.testing.assert_array_equal(unit.cluster_labels[0], reference)
+    assert unit.scores["ari"][0] == pytest.approx(adjusted_rand_score(labels, reference)) == pytest.approx(1.0)
+    assert unit.scores["silhouette"][0] == pytest.approx(silhouette_score(normalize(z), labels))
+    assert raw.scores["ari"][0] < 0.8  # Euclidean k-means on the raw vectors splits groups by norm
+
+
 # ------------------------------------------------------------------ region alignment
 def test_energy_distance_matches_scipy_in_1d_and_is_zero_for_equal_samples():
     rng = np.random.default_rng(0)

@@ -96,6 +96,7 @@ def cluster_nodes(
     seed: int = 0,
     verbose: bool = False,
     n_init: int = 10,
+    normalize: bool = False,
 ) -> ClusteringResult:
     """Do a window's node embeddings separate known node groups (brain region, chip subregion, MEA well)?
 
@@ -119,6 +120,12 @@ def cluster_nodes(
     n_init : int, default: 10
         k-means restarts per window (the best of them by inertia is kept); fewer is faster, with many clusters
         (k = 48 wells) 3 restarts usually find the same partition.
+    normalize : bool, default: False
+        True: scale each node's embedding to unit length before k-means and the silhouette (cosine geometry).
+        Under an inner-product decoder ``sigmoid(z_i . z_j)`` (TAVRNN, VGRNN, VGAE) a node's norm scales the
+        confidence of all of its links (activity, degree), while its direction says which nodes it links to; groups
+        are then directions, and nodes of one group with different norms can be split (and others merged) by
+        Euclidean k-means on the raw embeddings. All-zero rows stay zero.
 
     Returns
     -------
@@ -147,6 +154,9 @@ def cluster_nodes(
         raise ValueError(f"node_labels must have one entry per node ({n_nodes}), got shape {raw.shape}.")
     keep = np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in raw])
     z = z[:, keep]
+    if normalize:
+        norms = np.linalg.norm(z, axis=-1, keepdims=True)
+        z = np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)
     y, groups = _encode(raw[keep].astype(str) if raw[keep].dtype == object else raw[keep])
     n_groups = groups.size
     k = n_groups if n_clusters is None else int(n_clusters)
