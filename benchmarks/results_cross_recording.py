@@ -18,6 +18,8 @@ Compared in the same run, with the same classifier and splits:
   clustering, |STTC| profile, firing rate): what the inputs already tell;
 * ``TAVRNN shared + input features``: both summaries side by side (do the embeddings add anything to their input?);
 * ``TAVRNN shared, 1 epoch``: the same model after one epoch, nearly untrained (what training adds);
+* ``TAVRNN shared, GRU untrained`` (only with ``--models``): ``train_recurrence=False``, the graph GRU kept at its
+  random initialisation as in the published codes;
 * ``TAVRNN shared, shuffled training labels``: the classifier trained on permuted training ages (a null, ~0.5).
 
 Paired over the same splits: each model against the input features (paired t-test and Wilcoxon signed-rank test).
@@ -27,6 +29,7 @@ Usage::
     python benchmarks/results_cross_recording.py             # DIV 5 vs 14, 10 seeds, 20 epochs
     python benchmarks/results_cross_recording.py --days 7 12
     python benchmarks/results_cross_recording.py --quick     # 1 seed, 5 epochs (smoke test)
+    python benchmarks/results_cross_recording.py --models "TAVRNN shared" "TAVRNN shared, GRU untrained"
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TAVRNN_SHARED_DATA", ROOT.parent / "shared" / "data")) / "epa_multiwell_plate53"
+
+
+#: Trained models: name -> TAVRNN parameters beyond the common ones ("TAVRNN shared" always runs).
+MODELS = {
+    "TAVRNN shared": {},
+    "VGRNN shared": {"attention": False},
+    "TAVRNN shared, 1 epoch": {},
+    "TAVRNN shared, GRU untrained": {"train_recurrence": False},
+}
 
 
 def well_recordings(data: Path, days: list[int], min_spikes: int = 20, min_units: int = 4):
@@ -115,6 +127,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--models", nargs="+", default=["TAVRNN shared", "VGRNN shared", "TAVRNN shared, 1 epoch"],
+                        choices=list(MODELS), help="trained models (TAVRNN shared always runs)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 5 epochs")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     args = parser.parse_args()
@@ -142,18 +156,19 @@ def main() -> None:
     # the model's own input: its structural features (the estimator standardises them, an affine map per feature that
     # the classifier's scaler undoes on the summaries)
     features = np.array([summary(structural_node_features(g)[0]) for g in graphs])
-    names = ["TAVRNN shared", "VGRNN shared", "input features (no model)", "TAVRNN shared + input features",
-             "TAVRNN shared, 1 epoch", "TAVRNN shared, shuffled training labels"]
+    trained = ["TAVRNN shared"] + [m for m in args.models if m != "TAVRNN shared"]
+    names = trained + ["input features (no model)", "TAVRNN shared + input features",
+                       "TAVRNN shared, shuffled training labels"]
     raw: dict[str, list[float]] = {name: [] for name in names}
-    epochs_run: dict[str, list[int]] = {"TAVRNN shared": [], "VGRNN shared": []}
+    epochs_run: dict[str, list[int]] = {name: [] for name in trained if name != "TAVRNN shared, 1 epoch"}
     for seed in range(args.seeds):
         rng = np.random.default_rng(seed + 1000)
         for split, train in well_splits(wells, seed).items():
             embedded = {}
-            for name, attention, epochs in (("TAVRNN shared", True, args.epochs), ("VGRNN shared", False, args.epochs),
-                                            ("TAVRNN shared, 1 epoch", True, 1)):
-                model = TAVRNN(node_features="structural", attention=attention, z_dim=8, h_dim=32,
-                               epochs=epochs, recordings_per_step=4, seed=seed)  # fmt: skip
+            for name in trained:
+                epochs = 1 if name == "TAVRNN shared, 1 epoch" else args.epochs
+                model = TAVRNN(node_features="structural", z_dim=8, h_dim=32, epochs=epochs, recordings_per_step=4,
+                               seed=seed, **MODELS[name])  # fmt: skip
                 model.fit([graphs[i] for i in np.flatnonzero(train)])
                 if name in epochs_run:
                     epochs_run[name].append(int(model.n_epochs_))

@@ -56,6 +56,7 @@ MODELS = {
     # the published codes never train their graph-GRU weights; measured as an option (issue 17)
     "parity preset, GRU untrained": {"preset": "parity", "train_recurrence": False},
     "TAVRNN defaults, GRU untrained": {"train_recurrence": False},
+    "attention=False, GRU untrained": {"attention": False, "train_recurrence": False},
 }
 
 
@@ -179,6 +180,8 @@ PAIRS = [
     ("attention=False (VGRNN)", "edge history"),
     ("parity preset, GRU untrained", "parity preset"),
     ("TAVRNN defaults, GRU untrained", "TAVRNN defaults"),
+    ("TAVRNN defaults, GRU untrained", "attention=False, GRU untrained"),
+    ("TAVRNN defaults, GRU untrained", "edge history"),
 ]
 
 

@@ -210,6 +210,8 @@ def main() -> None:
                    lambda s: embed(graphs, "tavrnn", seed=s, **model), True),
         "tavrnn_rates": ("tavrnn (defaults)", "abs-r rows, rate column",
                          lambda s: embed(graphs, "tavrnn", seed=s, node_features=rate_features, **model), True),
+        "tavrnn_fixed_gru": ("tavrnn (train_recurrence=False)", "abs-r rows",
+                             lambda s: embed(graphs, "tavrnn", seed=s, train_recurrence=False, **model), True),
         "vgrnn": ("vgrnn (attention=False)", "abs-r rows",
                   lambda s: embed(graphs, "vgrnn", seed=s, **model), True),
         "vgae": ("vgae (per window)", "abs-r rows",
