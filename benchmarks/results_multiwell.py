@@ -17,6 +17,8 @@ Methods, each over the same ``--seeds`` seeds:
   rows; gated attention), 100 epochs, early stopping 50, z = ``--dim``.
 * ``vgrnn``: the same estimator with ``attention=False`` (VGRNN), otherwise identical.
 * ``vgae`` (per window, as before) when listed in ``--methods``.
+* ``tavrnn_fixed_gru`` (only when listed): the defaults with ``train_recurrence=False`` (the graph GRU kept at its
+  random initialisation, as in the published codes).
 
 Post hoc (added after the protocol's first 10-seed run, reported next to its rows, never instead of them): every
 embedding method is also scored with k-means on *unit-length* embeddings (``cluster_nodes(..., normalize=True)``),
@@ -125,6 +127,7 @@ def main() -> None:
     names = {"spectral_clustering": "spectral clustering, unthresholded abs-STTC",
              "tavrnn": "tavrnn (defaults: abs-STTC rows), k-means",
              "vgrnn": "vgrnn (attention=False), k-means",
+             "tavrnn_fixed_gru": "tavrnn (train_recurrence=False), k-means",
              "vgae": "vgae (per window), k-means"}
     post_hoc = " [post hoc: unit-length embeddings]"
     raw: dict = {}
@@ -236,6 +239,9 @@ def main() -> None:
                     continue
                 if method in ("tavrnn", "vgrnn"):
                     emb = embed(graphs, method, seed=seed, dim=args.dim, epochs=args.epochs, early_stopping=50)
+                elif method == "tavrnn_fixed_gru":
+                    emb = embed(graphs, "tavrnn", seed=seed, dim=args.dim, epochs=args.epochs, early_stopping=50,
+                                train_recurrence=False)
                 else:
                     emb = embed(graphs, "vgae", seed=seed, dim=args.dim, epochs=args.vgae_epochs,
                                 num_threads=args.threads)
