@@ -30,4 +30,5 @@ def moved(prep, device):
 
     changes = {f.name: move(getattr(prep, f.name)) for f in dataclasses.fields(prep)}
     changes["device"] = device
+    changes["derived"] = {}  # tensors derived on the old device are derived again on the new one
     return dataclasses.replace(prep, **changes)

@@ -140,6 +140,57 @@ def test_dense_reconstruction_equals_published_weighted_bce():
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("recompute", [False, True])
+def test_dense_reconstruction_over_blocks_equals_weighted_bce(monkeypatch, recompute):
+    """Several node blocks (positives read from the blocks' logits), kept or recomputed in the backward pass, a
+    wired history node (N' = N + 1, N' not a multiple of the block size): loss and gradient against the published
+    weighted BCE over the dense target, in float64."""
+    from spikeinterface_tavrnn.model import losses
+
+    monkeypatch.setattr(losses, "_BLOCK_ELEMENTS", 2 * 32 * 32)  # blocks of at most 32 nodes
+    if recompute:
+        monkeypatch.setattr(losses, "_KEPT_ELEMENTS", 1)
+    torch.manual_seed(0)
+    g = _random_graphs(n=74, t=2, p=0.08)
+    prep = prepare_sequence(g, "identity", wired_history_node=True)
+    n = prep.n_total
+    z = (torch.randn(2, n, 3, dtype=torch.float64) * 0.8).requires_grad_()
+    ours = reconstruction_loss(z, prep, "dense")
+    ref = []
+    for t in range(2):
+        target = torch.zeros(n, n, dtype=torch.float64)
+        target[tuple(prep.edge_index_with_loops[t])] = 1.0
+        assert torch.equal(target, target.t()) and bool((target.diagonal() == 1).all())
+        pos = target.sum()
+        logits = z[t] @ z[t].t()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=(n * n - pos) / pos)
+        ref.append(n * n / (2 * (n * n - pos)) * bce)
+    ref = torch.stack(ref)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    w = torch.tensor([0.7, 1.3], dtype=torch.float64)
+    (g_ours,) = torch.autograd.grad((ours * w).sum(), z)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), z)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-9, atol=1e-12)
+    # the sampled mode reads the same positives (i <= j, weighted) by gathering rows
+    sampler = NegativeSampler(prep.edge_index_with_loops, n, ratio=1.0, seed=0)
+    negatives = sampler.sample()
+    sampled = reconstruction_loss(z, prep, "sampled", negatives)
+    x = z.reshape(-1, 3)
+    pos_ref = torch.stack(
+        [
+            torch.nn.functional.softplus(-(x[prep.pos_src] * x[prep.pos_dst]).sum(1))[
+                (prep.pos_src // n) == t
+            ].sum()
+            / prep.pos_counts[t]
+            for t in range(2)
+        ]
+    )
+    neg_src, neg_dst, neg_window, neg_counts = negatives
+    neg = torch.nn.functional.softplus((x[neg_src] * x[neg_dst]).sum(1))
+    neg_ref = torch.stack([neg[neg_window == t].sum() / neg_counts[t] for t in range(2)])
+    torch.testing.assert_close(sampled, 0.5 * (pos_ref + neg_ref), rtol=1e-10, atol=1e-12)
+
+
 def test_sampled_reconstruction_estimates_dense():
     torch.manual_seed(0)
     g = _random_graphs(n=40, t=2, p=0.1)

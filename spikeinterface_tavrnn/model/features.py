@@ -66,10 +66,11 @@ class PreparedSequence:
         target A + I) of every window, window after window, as flat row indices into (T * N').
     pos_counts : Tensor
         Positive pairs per window, shape (T,) (float).
-    pos_lengths : Tensor
-        The same counts as integers (the segment lengths of ``pos_src``).
     edge_index_with_loops : list of Tensor
         Per window, the target's edge list in window-local indices (for negative sampling).
+    derived : dict
+        Tensors that the losses derive from the above once per sequence (see
+        :func:`~spikeinterface_tavrnn.model.losses.upper_positives`); empty until first used.
     """
 
     n_windows: int
@@ -82,9 +83,9 @@ class PreparedSequence:
     pos_src: Tensor
     pos_dst: Tensor
     pos_counts: Tensor
-    pos_lengths: Tensor
     edge_index_with_loops: list = field(default_factory=list)
     device: torch.device = torch.device("cpu")
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def chunk(self, start: int, stop: int) -> "PreparedSequence":
         """The windows ``start .. stop - 1`` as a sequence of their own (for truncated back-propagation).
@@ -240,5 +241,5 @@ def _positive_pairs(with_loops: list, n_total: int, device: torch.device) -> dic
     """The positive pairs of every window as flat (T * N') row indices, and their counts per window."""
     src = torch.cat([loops[0] + t * n_total for t, loops in enumerate(with_loops)]).to(device)
     dst = torch.cat([loops[1] + t * n_total for t, loops in enumerate(with_loops)]).to(device)
-    lengths = torch.tensor([loops.shape[1] for loops in with_loops], dtype=torch.long, device=device)
-    return {"pos_src": src, "pos_dst": dst, "pos_counts": lengths.to(torch.float32), "pos_lengths": lengths}
+    counts = torch.tensor([loops.shape[1] for loops in with_loops], dtype=torch.float32, device=device)
+    return {"pos_src": src, "pos_dst": dst, "pos_counts": counts}

@@ -9,9 +9,14 @@ For a window with N' nodes and P positive pairs (edges in both directions plus t
     0.5 * ( mean_{positives} softplus(-x_ij) + mean_{non-edges} softplus(x_ij) ),  x_ij = z_i . z_j
 
 ``"dense"`` computes it exactly: the sum of softplus over all N'^2 pairs (batched Z Z^T products over blocks of
-nodes, see :func:`pairwise_softplus_sum`) minus the positives' share. ``"sampled"`` replaces the mean over non-edges by the
-mean over ``negative_ratio * P`` uniformly drawn non-edges (:class:`NegativeSampler`): an unbiased estimate of the
-same loss in O(edges) time and memory.
+nodes, see :func:`pairwise_softplus_sum`) minus the positives' share, whose logits are read from those blocks (each
+logit is computed once). ``"sampled"`` replaces the mean over non-edges by the mean over ``negative_ratio * P``
+uniformly drawn non-edges (:class:`NegativeSampler`): an unbiased estimate of the same loss in O(edges) time and
+memory.
+
+The target is symmetric (edges in both directions plus the diagonal) and so are the logits, so both modes use the
+positives with ``i <= j`` only, an off-diagonal pair counting twice: about half the gathered logits of the
+directed list (:func:`upper_positives`, derived once per sequence).
 """
 
 from __future__ import annotations
@@ -22,7 +27,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["kl_normal", "pairwise_softplus_sum", "reconstruction_loss", "NegativeSampler", "SIGMA_EPS"]
+__all__ = [
+    "kl_normal",
+    "pairwise_softplus_sum",
+    "reconstruction_loss",
+    "upper_positives",
+    "NegativeSampler",
+    "SIGMA_EPS",
+]
 
 SIGMA_EPS = 1e-6
 # Logits of one block of the dense term (all windows together); beyond this many logits kept for the backward pass,
@@ -49,9 +61,101 @@ def kl_normal(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor) -> T
     return kl.sum(dim=2).mean(dim=1) / n_nodes
 
 
-def _block_softplus_sum(zi: Tensor, zj_t: Tensor) -> Tensor:
-    """``sum softplus(zi zj^T)`` per window: (T, B, k) x (T, k, C) -> (T,)."""
-    return F.softplus(torch.bmm(zi, zj_t)).sum(dim=(1, 2))
+def _block_terms(zi: Tensor, zj_t: Tensor, index: Tensor | None):
+    """``sum softplus(zi zj^T)`` per window for (T, B, k) x (T, k, C) -> (T,), and the logits at the flat positions
+    ``index`` of the (T, B, C) block (None: no gather)."""
+    logits = torch.bmm(zi, zj_t)
+    total = F.softplus(logits).sum(dim=(1, 2))
+    if index is None:
+        return total
+    return total, logits.reshape(-1).index_select(0, index)
+
+
+def _block_size(n_windows: int, n_nodes: int) -> int:
+    """Nodes per block of the dense term: about :data:`_BLOCK_ELEMENTS` logits per block, all windows together."""
+    block = max(32, min(512, int((_BLOCK_ELEMENTS // max(1, n_windows)) ** 0.5)))
+    n_blocks = max(1, -(-n_nodes // block))
+    return -(-n_nodes // n_blocks)
+
+
+def upper_positives(prepared) -> dict:
+    """The positive pairs of ``prepared`` with ``i <= j`` (window-local), each with its weight in the directed sum:
+    1 on the diagonal, 2 elsewhere (the target holds both directions). Computed once per sequence and kept in
+    ``prepared.derived``.
+
+    Returns
+    -------
+    dict
+        ``src``, ``dst`` (flat row indices into (T * N')), ``window`` (long), ``weight`` (float32), in the order of
+        the directed list, and ``blocks``: per block size, where these pairs fall among the dense term's
+        blocks of logits.
+    """
+    cached = prepared.derived.get("upper_positives")
+    if cached is None:
+        n = prepared.n_total
+        src, dst = prepared.pos_src, prepared.pos_dst
+        keep = (src % n) <= (dst % n)
+        src, dst = src[keep], dst[keep]
+        cached = {
+            "src": src,
+            "dst": dst,
+            "window": torch.div(src, n, rounding_mode="floor"),
+            "weight": torch.where(src == dst, 1.0, 2.0).to(torch.float32),
+            "blocks": {},
+        }
+        prepared.derived["upper_positives"] = cached
+    return cached
+
+
+def _block_pattern(upper: dict, n_windows: int, n_nodes: int, size: int) -> dict:
+    """Where the positives ``i <= j`` of :func:`upper_positives` fall among the dense term's blocks of ``size``
+    nodes: per block pair (I, J), I <= J, their flat indices into that block's (T, B_I, B_J) logits; ``window`` and
+    ``weight`` in block order."""
+    pattern = upper["blocks"].get(size)
+    if pattern is not None:
+        return pattern
+    n_blocks = -(-n_nodes // size)
+    sizes = [min(size, n_nodes - b * size) for b in range(n_blocks)]
+    t = upper["window"]
+    i, j = upper["src"] - t * n_nodes, upper["dst"] - t * n_nodes
+    bi = torch.div(i, size, rounding_mode="floor")
+    bj = torch.div(j, size, rounding_mode="floor")
+    key = bi * n_blocks + bj
+    order = torch.sort(key, stable=True).indices
+    counts = torch.bincount(key, minlength=n_blocks * n_blocks).tolist()
+    width = torch.tensor(sizes, device=i.device)[bj]
+    flat = t * (torch.tensor(sizes, device=i.device)[bi] * width) + (i - bi * size) * width + (j - bj * size)
+    pieces = flat[order].split(counts)
+    pattern = {
+        "index": {(a, b): pieces[a * n_blocks + b] for a in range(n_blocks) for b in range(a, n_blocks)},
+        "window": t[order],
+        "weight": upper["weight"][order],
+    }
+    upper["blocks"][size] = pattern
+    return pattern
+
+
+def _dense_sums(z: Tensor, pattern: dict | None) -> tuple[Tensor, Tensor | None]:
+    """``sum_ij softplus(z_i . z_j)`` per window (T,) and, with a pattern of :func:`_block_pattern`, the logits of
+    its positives in block order (else None). See :func:`pairwise_softplus_sum`."""
+    n_windows, n_nodes = z.shape[0], z.shape[1]
+    size = _block_size(n_windows, n_nodes)
+    blocks = list(z.split(size, dim=1))
+    blocks_t = [b.transpose(1, 2) for b in blocks]
+    recompute = torch.is_grad_enabled() and z.requires_grad and n_windows * n_nodes * n_nodes > 2 * _KEPT_ELEMENTS
+    total, gathered = z.new_zeros(n_windows), []
+    for i, zi in enumerate(blocks):
+        for j in range(i, len(blocks)):
+            index = None if pattern is None else pattern["index"][(i, j)]
+            if recompute:
+                part = checkpoint(_block_terms, zi, blocks_t[j], index, use_reentrant=False)
+            else:
+                part = _block_terms(zi, blocks_t[j], index)
+            if index is not None:
+                part, logits = part
+                gathered.append(logits)
+            total = total + (part if i == j else 2.0 * part)
+    return total, (torch.cat(gathered) if gathered else None)
 
 
 def pairwise_softplus_sum(z: Tensor) -> Tensor:
@@ -61,22 +165,7 @@ def pairwise_softplus_sum(z: Tensor) -> Tensor:
     twice). When the logits of all blocks would exceed a fixed budget, each block is recomputed in the backward pass
     (:func:`torch.utils.checkpoint.checkpoint`) instead of being kept: memory is then one block at a time.
     """
-    n_windows, n_nodes = z.shape[0], z.shape[1]
-    block = max(32, min(512, int((_BLOCK_ELEMENTS // max(1, n_windows)) ** 0.5)))
-    n_blocks = max(1, -(-n_nodes // block))
-    size = -(-n_nodes // n_blocks)
-    blocks = list(z.split(size, dim=1))
-    blocks_t = [b.transpose(1, 2) for b in blocks]
-    recompute = torch.is_grad_enabled() and z.requires_grad and n_windows * n_nodes * n_nodes > 2 * _KEPT_ELEMENTS
-    total = z.new_zeros(n_windows)
-    for i, zi in enumerate(blocks):
-        for j in range(i, len(blocks)):
-            if recompute:
-                part = checkpoint(_block_softplus_sum, zi, blocks_t[j], use_reentrant=False)
-            else:
-                part = _block_softplus_sum(zi, blocks_t[j])
-            total = total + (part if i == j else 2.0 * part)
-    return total
+    return _dense_sums(z, None)[0]
 
 
 def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tuple | None = None) -> Tensor:
@@ -88,7 +177,7 @@ def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tup
         Latent samples (or means).
     prepared : PreparedSequence
         Provides the positive pairs: ``pos_src`` / ``pos_dst`` (flat row indices into (T * N), edges in both
-        directions plus the diagonal), ``pos_lengths`` (positives stored per window, in order) and ``pos_counts``.
+        directions plus the diagonal) and ``pos_counts`` (positives per window).
     mode : {"dense", "sampled"}, default: "dense"
         Exact loss over all pairs, or negative-sampled estimate.
     negatives : tuple (neg_src, neg_dst, neg_window, neg_counts) or None
@@ -100,26 +189,32 @@ def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tup
     """
     n_windows, n_nodes, k = z.shape
     flat = z.reshape(-1, k)
-    x_pos = (flat.index_select(0, prepared.pos_src) * flat.index_select(0, prepared.pos_dst)).sum(dim=1)
     counts = prepared.pos_counts
-    lengths = prepared.pos_lengths
-    pos_softplus = torch.segment_reduce(F.softplus(-x_pos), "sum", lengths=lengths)
-    pos_term = pos_softplus / counts.clamp(min=1)
+    upper = upper_positives(prepared)
     if mode == "dense":
-        # softplus(x) = softplus(-x) + x: the positives' share of the sum over all pairs
-        pos_x = torch.segment_reduce(x_pos, "sum", lengths=lengths)
-        total = pairwise_softplus_sum(z)
-        n_neg = (float(n_nodes) * n_nodes - counts).clamp(min=1)
-        neg_term = (total - pos_softplus - pos_x) / n_neg
+        pattern = _block_pattern(upper, n_windows, n_nodes, _block_size(n_windows, n_nodes))
+        total, x_pos = _dense_sums(z, pattern)
+        window, weight = pattern["window"], pattern["weight"]
     elif mode == "sampled":
         if negatives is None:
             raise ValueError("sampled reconstruction needs negatives (see NegativeSampler).")
+        x_pos = (flat.index_select(0, upper["src"]) * flat.index_select(0, upper["dst"])).sum(dim=1)
+        window, weight = upper["window"], upper["weight"]
+    else:
+        raise ValueError(f"reconstruction mode must be 'dense' or 'sampled', got {mode!r}.")
+    weight = weight.to(z.dtype)
+    pos_softplus = z.new_zeros(n_windows).index_add(0, window, F.softplus(-x_pos) * weight)
+    pos_term = pos_softplus / counts.clamp(min=1)
+    if mode == "dense":
+        # softplus(x) = softplus(-x) + x: the positives' share of the sum over all pairs
+        pos_x = z.new_zeros(n_windows).index_add(0, window, x_pos * weight)
+        n_neg = (float(n_nodes) * n_nodes - counts).clamp(min=1)
+        neg_term = (total - pos_softplus - pos_x) / n_neg
+    else:
         neg_src, neg_dst, neg_window, neg_counts = negatives
         x_neg = (flat.index_select(0, neg_src) * flat.index_select(0, neg_dst)).sum(dim=1)
         neg_sum = torch.zeros(n_windows, dtype=z.dtype, device=z.device).index_add(0, neg_window, F.softplus(x_neg))
         neg_term = neg_sum / neg_counts.clamp(min=1)
-    else:
-        raise ValueError(f"reconstruction mode must be 'dense' or 'sampled', got {mode!r}.")
     return 0.5 * (pos_term + neg_term)
 
 
