@@ -33,6 +33,14 @@ fresh process with an empty numba cache (cold: numba compiles the connectivity k
 process with that cache filled (warm), ``--rounds`` times alternately; the target is cold <= 2 x warm, compared on
 the fastest run of each.
 
+``--compile window`` / ``--compile loss`` measure ``torch.compile`` (inductor) on one part of an epoch, in the same
+child process as the eager epochs: ``window`` compiles the per-window step of the recurrence
+(``VGRNN._window``: encoder, posterior, latent and GRU; PyG's sparse products are left to eager code with
+``torch.compiler.disable``, since dynamo cannot trace the model's sparse adjacency objects), ``loss`` the dense term's
+block function. The child prints the first compiled epoch's time (the compilation; set ``TORCHINDUCTOR_CACHE_DIR``
+to an empty folder for a cold cache) and the eager and compiled epochs' ratios to the matmul, alternately. The
+package does not offer ``torch.compile``: it measured slower (docs/performance.md).
+
 With ``--device cuda`` the model, the data and the matrix product are on the GPU, every timing waits for the device
 (``torch.cuda.synchronize``), and the peak memory printed is the GPU's (``torch.cuda.max_memory_allocated``). The
 targets are CPU targets, so no verdict is given there.
@@ -173,6 +181,49 @@ def run_case(name: str, repeats: int, device_name: str = "cpu") -> dict:
     }
 
 
+def compile_case(name: str, part: str, repeats: int, rounds: int = 2) -> dict:
+    """Eager vs ``torch.compile`` of ``part`` ("window" or "loss") in this process (see the module docstring)."""
+    import torch
+
+    from spikeinterface_tavrnn.estimator import TAVRNN
+    from spikeinterface_tavrnn.model import graph_conv, losses
+    from spikeinterface_tavrnn.training import Trainer
+
+    spec = CASES[name]
+    graphs = synthetic_graphs(spec["n_nodes"], spec["n_windows"], spec["n_edges"], spec["features"])
+    cfg = TAVRNN(**estimator_params(spec))._config()
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    eager = Trainer(graphs, cfg, torch.device("cpu"), 0)
+    eager.step()
+    compiled = Trainer(graphs, cfg, torch.device("cpu"), 0)
+    eager_block = losses._block_terms
+    if part == "window":
+        graph_conv.SymmetricAdjacency.__matmul__ = torch.compiler.disable(graph_conv.SymmetricAdjacency.__matmul__)
+        compiled.module._window = torch.compile(compiled.module._window, dynamic=False)
+        compiled_block = eager_block
+    elif part == "loss":
+        compiled_block = torch.compile(eager_block, dynamic=False)
+    else:
+        raise ValueError(f"--compile must be 'window' or 'loss', got {part!r}")
+    start = time.perf_counter()
+    losses._block_terms = compiled_block
+    compiled.step()
+    first_s = time.perf_counter() - start
+    compiled.step()
+    ratios: dict = {"eager": [], "compiled": []}
+    for _ in range(rounds):
+        for label, trainer, block in (("eager", eager, eager_block), ("compiled", compiled, compiled_block)):
+            losses._block_terms = block
+            epochs, matmuls = [], []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                trainer.step()
+                epochs.append(time.perf_counter() - start)
+                matmuls.append(_matmul_s(a, b))
+            ratios[label].append(statistics.median(epochs) / statistics.median(matmuls))
+    return {"case": name, "part": part, "first_compiled_epoch_s": first_s, "threads": torch.get_num_threads(), **ratios}
+
+
 def first_fit_child(epochs: int = 20) -> dict:
     """In this (fresh) process: the same fit twice, each timed (first = cold, second = warm)."""
     import torch
@@ -245,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads in each case (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu (default; the targets are for it) or cuda")
+    parser.add_argument("--compile", choices=("window", "loss"), help="eager vs torch.compile of one part (CPU)")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
@@ -252,6 +304,17 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.child:
         print(json.dumps(run_case(args.child, args.repeats, args.device)))
+        return 0
+    if args.compile:
+        for name in args.case or ["dishbrain_2700", "dishbrain_36000"]:
+            r = compile_case(name, args.compile, args.repeats or 5)
+            print(
+                f"{name}: torch.compile({args.compile}) first compiled epoch {r['first_compiled_epoch_s']:.1f} s; "
+                f"epoch / matmul, eager then compiled, alternately: "
+                + ", ".join(f"{e:.2f} / {c:.2f}" for e, c in zip(r["eager"], r["compiled"]))
+                + f" ({r['threads']} thread(s))",
+                flush=True,
+            )
         return 0
     if args.child_first_fit:
         print(json.dumps(first_fit_child()))

@@ -31,12 +31,18 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TemporalAttention", "ATTENTION_MODES", "SEGMENT_WINDOWS", "weighted_history"]
+__all__ = ["TemporalAttention", "ATTENTION_MODES", "SEGMENT_WINDOWS", "segment_windows", "weighted_history"]
 
 ATTENTION_MODES = ("gated", "published")
 
-#: Past states are kept as stacked segments of up to this many consecutive windows (see :func:`weighted_history`).
+#: Past states are kept as stacked segments of at most this many consecutive windows (see :func:`weighted_history`).
 SEGMENT_WINDOWS = 16
+
+
+def segment_windows(steps: int) -> int:
+    """Length of the stacked segments of a history of about ``steps`` steps: ``sqrt(steps)`` (between 2 and
+    :data:`SEGMENT_WINDOWS`), which makes the operations per window, about ``steps / S + S``, fewest."""
+    return int(min(SEGMENT_WINDOWS, max(2, round(math.sqrt(max(1, steps))))))
 
 
 def weighted_history(weights: Tensor, segments: list[Tensor]) -> Tensor:
@@ -44,9 +50,9 @@ def weighted_history(weights: Tensor, segments: list[Tensor]) -> Tensor:
     ``sum_i m_i`` weights: one product per segment (a single step is one multiply-add).
 
     The recurrence keeps every past state for the backward pass anyway; the attention adds one stacked copy of each
-    (made once, when :data:`SEGMENT_WINDOWS` steps are complete) instead of an (m, N, d) stack per window, so the
-    memory of whole-history attention grows as O(T N d) over a sequence, not O(T^2 N d), and a window attends with
-    about T / 16 + 16 operations instead of T.
+    (made once, when a segment of S steps is complete, S about ``sqrt(T)``: :func:`segment_windows`) instead of an
+    (m, N, d) stack per window, so the memory of whole-history attention grows as O(T N d) over a sequence, not
+    O(T^2 N d), and a window attends with about T / S + S operations instead of T.
     """
     out = None
     for weight, segment in zip(weights.split([segment.shape[0] for segment in segments]), segments):
@@ -70,15 +76,15 @@ def _drop_oldest(segments: list[Tensor]) -> None:
         segments[0] = segments[0][1:]
 
 
-def _append_step(segments: list[Tensor], state: Tensor) -> None:
-    """Append one step's state (N, d); once :data:`SEGMENT_WINDOWS` single steps trail, stack them into one segment."""
+def _append_step(segments: list[Tensor], state: Tensor, length: int) -> None:
+    """Append one step's state (N, d); once ``length`` single steps trail, stack them into one segment."""
     segments.append(state.unsqueeze(0))
     tail = 0
     for segment in reversed(segments):
         if segment.shape[0] != 1:
             break
         tail += 1
-    if tail >= SEGMENT_WINDOWS:
+    if tail >= length:
         segments[-tail:] = [torch.cat(segments[-tail:])]
 
 
@@ -145,10 +151,21 @@ class TemporalAttention(nn.Module):
             self.gates = None
             self.readout = None
 
-    def initial_state(self) -> dict:
+    def initial_state(self, steps: int | None = None) -> dict:
         """Empty memory at the start of a sequence: the summaries of past steps and, per layer, their states as
-        segments of consecutive steps (see :func:`weighted_history`)."""
-        return {"summaries": [], "segments": [[] for _ in range(self.n_layers)]}
+        segments of consecutive steps (see :func:`weighted_history`), stacked by ``segment_windows`` steps.
+
+        Parameters
+        ----------
+        steps : int or None, default: None
+            Expected length of the sequence (sets the segment length, :func:`segment_windows`; the attention
+            window bounds it); None: :data:`SEGMENT_WINDOWS`.
+        """
+        if steps is None:
+            length = SEGMENT_WINDOWS
+        else:
+            length = segment_windows(steps if self.window is None else min(int(steps), self.window))
+        return {"summaries": [], "segments": [[] for _ in range(self.n_layers)], "segment_windows": length}
 
     def _summary(self, h_last: Tensor) -> Tensor:
         if self.wired_index is not None:
@@ -200,8 +217,9 @@ class TemporalAttention(nn.Module):
         # Remember step t. Gated: the summary of the GRU's proposal (already computed); published: as coded by the
         # authors, the summary (history node) of the final state.
         memory["summaries"].append(summary if self.mode == "gated" else self._summary(out[-1]))
+        length = memory.get("segment_windows", SEGMENT_WINDOWS)
         for segments, state in zip(memory["segments"], out):
-            _append_step(segments, state)
+            _append_step(segments, state, length)
         if self.window is not None and len(memory["summaries"]) >= self.window:
             del memory["summaries"][0]
             for segments in memory["segments"]:

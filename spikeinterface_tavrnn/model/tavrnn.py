@@ -126,11 +126,48 @@ class VGRNN(nn.Module):
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         return h_tilde, None
 
-    def _attention_memory(self):
+    def _window(
+        self,
+        adjacency,
+        h: list[Tensor],
+        proj_enc: Tensor,
+        proj_gru: Tensor,
+        eps: Tensor | None,
+        w_h: Tensor,
+        w_gru_z: Tensor,
+    ) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
+        """One window of the recurrence up to the GRU's proposal (before attention).
+
+        ``proj_enc`` / ``proj_gru`` are this window's projections of ``A_t phi_x`` into the encoder and the first GRU
+        layer, ``w_h`` the stacked weights that read ``A_t H_{t-1}`` (see :meth:`forward`), ``eps`` the
+        reparameterisation noise (None: ``Z_t = mu``). Returns the proposed states (one per layer), mu, sigma and
+        ``Z_t``.
+        """
+        d, k = self.h_dim, self.z_dim
+        one_layer = self.n_layers == 1
+        ah = adjacency @ h[-1]
+        if one_layer:
+            h_enc, h_gru = (ah @ w_h.t()).split([d, 3 * d], dim=1)
+        else:
+            h_enc, h_gru = ah @ w_h.t(), None
+        enc = F.relu(proj_enc + h_enc + self.encoder.bias)
+        mu, sigma_raw = self.posterior(enc, adjacency).split(k, dim=1)
+        sigma = F.softplus(sigma_raw)
+        z = torch.addcmul(mu, sigma, eps) if eps is not None else mu
+        phi_z = F.relu(self.phi_z(z))
+        ax = torch.addmm(proj_gru, adjacency @ phi_z, w_gru_z.t())
+        if one_layer:
+            h_tilde = self.rnn(None, adjacency, h, gates=ax + h_gru)
+        else:
+            h_tilde = self.rnn(None, adjacency, h, ax=ax)  # layer 0 reads its own state, not the last layer's
+        return h_tilde, mu, sigma, z
+
+    def _attention_memory(self, steps: int):
         return None
 
-    def _continue_memory(self, memory) -> tuple[Any, int]:
-        """Attention memory carried over from a previous pass (detached) and the number of past windows it holds."""
+    def _continue_memory(self, memory, steps: int) -> tuple[Any, int]:
+        """Attention memory carried over from a previous pass (detached) and the number of past windows it holds;
+        ``steps`` windows follow."""
         return None, 0
 
     def forward(
@@ -161,9 +198,9 @@ class VGRNN(nn.Module):
         phi_x = self.phi_x(prepared)
         # A_t phi_x for every window (before the recurrence), and its projections into the encoder GCN and the first
         # GRU layer for all windows in one product.
-        propagated_x = torch.stack(
-            [adjacency @ phi_x[0 if phi_x.shape[0] == 1 else t] for t, adjacency in enumerate(prepared.adjacency)]
-        )
+        # (unbind, not phi_x[t]: indexing T times would make T full-size gradient tensors in the backward pass)
+        inputs = phi_x.unbind(0) if phi_x.shape[0] > 1 else phi_x.expand(n_windows, -1, -1).unbind(0)
+        propagated_x = torch.stack([adjacency @ x for adjacency, x in zip(prepared.adjacency, inputs)])
         w_enc_x, w_enc_h = self.encoder.lin.weight.split(d, dim=1)
         w_gru_x, w_gru_z = self.rnn.cells[0].lin_x.weight.split(d, dim=1)
         proj = propagated_x @ torch.cat([w_enc_x, w_gru_x]).t()  # (T, N', d + 3d)
@@ -179,30 +216,16 @@ class VGRNN(nn.Module):
             w_h = w_enc_h
         if state is None:
             h = [torch.zeros(n, d, device=device, dtype=dtype) for _ in range(self.n_layers)]
-            memory, n_past = self._attention_memory(), 0
+            memory, n_past = self._attention_memory(n_windows), 0
         else:
             h = list(state.h)
-            memory, n_past = self._continue_memory(state.memory)
+            memory, n_past = self._continue_memory(state.memory, n_windows)
         h_prev, mus, sigmas, zs, weights = [], [], [], [], []
         for t in range(n_windows):
-            adjacency = prepared.adjacency[t]
-            h_last = h[-1]
-            h_prev.append(h_last)
-            ah = adjacency @ h_last
-            if one_layer:
-                h_enc, h_gru = (ah @ w_h.t()).split([d, 3 * d], dim=1)
-            else:
-                h_enc, h_gru = ah @ w_h.t(), None
-            enc = F.relu(proj_enc[t] + h_enc + self.encoder.bias)
-            mu, sigma_raw = self.posterior(enc, adjacency).split(k, dim=1)
-            sigma = F.softplus(sigma_raw)
-            z = torch.addcmul(mu, sigma, eps[t]) if sample else mu
-            phi_z = F.relu(self.phi_z(z))
-            ax = torch.addmm(proj_gru[t], adjacency @ phi_z, w_gru_z.t())
-            if one_layer:
-                h_tilde = self.rnn(None, adjacency, h, gates=ax + h_gru)
-            else:
-                h_tilde = self.rnn(None, adjacency, h, ax=ax)  # layer 0 reads its own state, not the last layer's
+            h_prev.append(h[-1])
+            h_tilde, mu, sigma, z = self._window(
+                prepared.adjacency[t], h, proj_enc[t], proj_gru[t], eps[t] if sample else None, w_h, w_gru_z
+            )
             h, w = self._attend(h_tilde, memory)
             mus.append(mu)
             sigmas.append(sigma)
@@ -269,15 +292,17 @@ class TAVRNNModule(VGRNN):
             else None
         )
 
-    def _attention_memory(self):
-        return None if self.attention is None else self.attention.initial_state()
+    def _attention_memory(self, steps: int):
+        return None if self.attention is None else self.attention.initial_state(steps)
 
-    def _continue_memory(self, memory) -> tuple[Any, int]:
+    def _continue_memory(self, memory, steps: int) -> tuple[Any, int]:
         if self.attention is None:
             return None, 0
         summaries = [s.detach() for s in memory["summaries"]]
-        segments = [[segment.detach() for segment in layer] for layer in memory["segments"]]
-        return {"summaries": summaries, "segments": segments}, len(summaries)
+        continued = self.attention.initial_state(len(summaries) + steps)  # segments sized for the whole history
+        continued["summaries"] = summaries
+        continued["segments"] = [[segment.detach() for segment in layer] for layer in memory["segments"]]
+        return continued, len(summaries)
 
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         if self.attention is None:
