@@ -66,6 +66,29 @@ def test_window_vectors_readouts():
         window_vectors(z, "median")
 
 
+def test_window_vectors_auto_keeps_units_apart_for_one_node_axis_and_averages_own_node_sets():
+    from spikeinterface_tavrnn.errors import TavrnnInputError
+
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(4, 3, 2))
+    np.testing.assert_array_equal(window_vectors(z), z.reshape(4, 6))  # default "auto" = "flat" for (T, N, d)
+    np.testing.assert_array_equal(window_vectors(z, "auto"), window_vectors(z, "flat"))
+    ragged = [rng.normal(size=(n, 2)) for n in (3, 5, 4)]
+    np.testing.assert_allclose(window_vectors(ragged), [w.mean(axis=0) for w in ragged])
+    np.testing.assert_allclose(window_vectors(ragged, "max"), [w.max(axis=0) for w in ragged])
+    np.testing.assert_allclose(window_vectors(ragged, "mean+std")[:, 2:], [w.std(axis=0) for w in ragged])
+    np.testing.assert_array_equal(window_vectors(list(z), "flat"), z.reshape(4, 6))
+    with pytest.raises(TavrnnInputError, match="different node counts"):
+        window_vectors(ragged, "flat")
+    # classify_windows reads its default from window_vectors: a signal in one unit, cancelled in the node mean.
+    labels = np.tile(np.repeat([0, 1], 4), 5)
+    x = rng.normal(scale=0.3, size=(40, 6, 1))
+    x[:, 0, 0] += 2.0 * labels
+    x[:, 1, 0] -= 2.0 * labels
+    assert classify_windows(x, labels, n_permutations=0).balanced_accuracy > 0.9
+    assert classify_windows(x, labels, readout="mean", n_permutations=0).balanced_accuracy < 0.75
+
+
 @pytest.mark.parametrize("gap", [0, 1, 3])
 def test_blocked_splits_never_train_next_to_test(gap):
     n = 23

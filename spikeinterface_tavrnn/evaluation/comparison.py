@@ -11,6 +11,7 @@ import numpy as np
 from .decoding import classify_windows
 from .nodes import cluster_nodes
 from .statistics import _progress, mean_ci
+from .windows import DEFAULT_READOUT
 
 
 # ============================================================================================== repeated runs
@@ -131,7 +132,7 @@ def compare_methods(
     task: str = "windows",
     dim: int = 8,
     method_params: dict[str, dict[str, Any]] | None = None,
-    readout: str = "mean",
+    readout: str = DEFAULT_READOUT,
     n_splits: int = 5,
     gap: int | str = "auto",
     groups: Sequence | None = None,

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .statistics import _circular_shifts, _encode, _progress, permutation_p_value
-from .windows import _gap_from_windows, window_splits, window_vectors
+from .windows import DEFAULT_READOUT, _gap_from_windows, window_splits, window_vectors
 
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1")
@@ -125,7 +125,7 @@ def classify_windows(
     n_splits: int = 5,
     gap: int | str = "auto",
     windows: Any = None,
-    readout: str = "mean",
+    readout: str = DEFAULT_READOUT,
     n_permutations: int = 200,
     permutation: str = "random",
     C: float = 1.0,
@@ -140,7 +140,7 @@ def classify_windows(
 
     Parameters
     ----------
-    embeddings_or_features : np.ndarray, shape (T, N, d) or (T, d)
+    embeddings_or_features : np.ndarray, shape (T, N, d) or (T, d), or sequence of T arrays (N_t, d)
         Node embeddings (reduced to one vector per window by ``readout``) or window features.
     labels : sequence, shape (T,), or None, default: None
         One label per window; ``windows.labels`` when None.
@@ -153,8 +153,9 @@ def classify_windows(
         ones); 1 when ``windows`` is not given, as neighbouring windows are usually autocorrelated.
     windows : Windows or None, default: None
         The windows (``.starts``, ``.stops``, ``.labels``), e.g. ``graphs.windows``; sets the time order and gap.
-    readout : {"mean", "mean+std", "max"}, default: "mean"
-        See :func:`window_vectors`.
+    readout : {"auto", "flat", "mean", "mean+std", "max"}, default: "auto"
+        See :func:`window_vectors` (which owns the default): ``"auto"`` keeps the units apart (``"flat"``) for an
+        array (T, N, d) and averages over nodes for per-window arrays with their own node sets.
     n_permutations : int, default: 200
         Label permutations for the null (0: none, p-values NaN).
     permutation : {"random", "circular"}, default: "random"
@@ -387,8 +388,7 @@ def decode_against_baselines(
     BaselineDecoding
     """
     t = int(np.shape(embeddings)[0])
-    emb = np.asarray(embeddings, dtype=np.float64).reshape(t, -1)
-    emb = np.nan_to_num(emb, nan=0.0)
+    emb = np.nan_to_num(window_vectors(embeddings, "flat"), nan=0.0)  # every unit kept apart: one recording
     rates = np.log1p(np.asarray(firing_rates_hz, dtype=np.float64))
     mats = np.asarray(matrices, dtype=np.float64)
     rows, cols = np.triu_indices(mats.shape[1], 1)

@@ -6,11 +6,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..defaults import signature_defaults
+from ..errors import TavrnnInputError
 from .statistics import _encode
 
 
 # ============================================================================================== window classification
-def window_vectors(embeddings: np.ndarray, readout: str = "mean") -> np.ndarray:
+def window_vectors(embeddings: "np.ndarray | Sequence[np.ndarray]", readout: str = "auto") -> np.ndarray:
     """One vector per window from node embeddings.
 
     Readouts pool over the N real nodes of each window only (a model's history / summary node is never part of
@@ -18,37 +20,69 @@ def window_vectors(embeddings: np.ndarray, readout: str = "mean") -> np.ndarray:
 
     Parameters
     ----------
-    embeddings : np.ndarray, shape (T, N, d) or (T, d)
-        Node embeddings; (T, d) input is returned unchanged (already one vector per window).
-    readout : {"mean", "mean+std", "max", "flat"}, default: "mean"
-        Mean over nodes (d), mean and standard deviation concatenated (2d), element-wise maximum (d), or all node
-        embeddings concatenated (N d; valid when the nodes are the same units in every window, and it keeps which
-        unit is where: on the rat linear track it classified visits far better than the mean, see the results).
+    embeddings : np.ndarray, shape (T, N, d) or (T, d), or sequence of T arrays of shape (N_t, d)
+        Node embeddings; (T, d) input is returned unchanged (already one vector per window). An array (T, N, d) has
+        one node axis: node i is the same unit in every window, as in one recording's embeddings. A list or tuple of
+        per-window arrays says that each window has its own node set (windows of different recordings, or of
+        different unit counts).
+    readout : {"auto", "flat", "mean", "mean+std", "max"}, default: "auto"
+        ``"flat"``: all node embeddings concatenated (N d), which keeps which unit is where (on the rat linear track
+        it classified visits far better than the mean, see the results); defined only when every window has the same
+        nodes. ``"mean"``: mean over nodes (d); ``"mean+std"``: mean and standard deviation concatenated (2d);
+        ``"max"``: element-wise maximum (d). ``"auto"``: ``"flat"`` for an array (T, N, d), ``"mean"`` for a
+        list or tuple of per-window arrays. Windows stacked from different recordings into one array with the same
+        node count do not share units: pass ``"mean"`` for them (or give them as a list).
 
     Returns
     -------
-    np.ndarray, shape (T, d), (T, 2d) or (T, N d)
+    np.ndarray, shape (T, N d), (T, d) or (T, 2d)
 
     Examples
     --------
     >>> import numpy as np
+    >>> window_vectors(np.ones((4, 10, 3))).shape  # one recording: "auto" keeps the units apart
+    (4, 30)
+    >>> window_vectors([np.ones((10, 3)), np.ones((7, 3))]).shape  # own node set per window: "auto" is the mean
+    (2, 3)
     >>> window_vectors(np.ones((4, 10, 3)), "mean+std").shape
     (4, 6)
     """
+    readouts = ("auto", "flat", "mean", "mean+std", "max")
+    if readout not in readouts:
+        raise TavrnnInputError(f"readout must be one of {readouts}, got {readout!r}.")
+    if isinstance(embeddings, (list, tuple)):
+        per_window = [np.asarray(z, dtype=np.float64) for z in embeddings]
+        if any(z.ndim != 2 for z in per_window):
+            raise TavrnnInputError("a list of per-window embeddings needs one (N_t, d) array per window.")
+        if len({z.shape[1] for z in per_window}) > 1:
+            raise TavrnnInputError("per-window embeddings must share the embedding dimension d.")
+        if readout == "flat":
+            if len({z.shape for z in per_window}) > 1:
+                raise TavrnnInputError(
+                    "readout='flat' needs the same nodes in every window; these windows have different node counts: "
+                    "use readout='mean' (or 'auto')."
+                )
+            return np.stack([z.reshape(-1) for z in per_window])
+        pooled = {"auto": np.mean, "mean": np.mean, "max": np.max}
+        if readout == "mean+std":
+            return np.stack([np.concatenate([z.mean(axis=0), z.std(axis=0)]) for z in per_window])
+        return np.stack([pooled[readout](z, axis=0) for z in per_window])
     z = np.asarray(embeddings, dtype=np.float64)
     if z.ndim == 2:
         return z
     if z.ndim != 3:
-        raise ValueError(f"embeddings must have shape (T, N, d) or (T, d), got {z.shape}.")
+        raise TavrnnInputError(f"embeddings must have shape (T, N, d) or (T, d), got {z.shape}.")
+    if readout in ("auto", "flat"):
+        return z.reshape(z.shape[0], -1)
     if readout == "mean":
         return z.mean(axis=1)
     if readout == "mean+std":
         return np.concatenate([z.mean(axis=1), z.std(axis=1)], axis=1)
-    if readout == "max":
-        return z.max(axis=1)
-    if readout == "flat":
-        return z.reshape(z.shape[0], -1)
-    raise ValueError(f"readout must be 'mean', 'mean+std', 'max' or 'flat', got {readout!r}.")
+    return z.max(axis=1)
+
+
+#: The window readout used when a caller does not name one (owned by :func:`window_vectors`).
+DEFAULT_READOUT: str = signature_defaults(window_vectors)["readout"]
 
 
 def _gap_from_windows(windows: Any) -> int:
