@@ -136,11 +136,13 @@ class TAVRNN(BaseEstimator):
         trains for all ``epochs``.
     clip_grad_norm : float or None, default: 10.0
         Clip the gradient norm (VGRNN's value; the published code configured clipping but never applied it).
-    train_recurrence : bool, default: True
-        Train the graph GRU's weights. False keeps them at their random initialisation, as the published VGRNN and
-        TAVRNN codes do by accident (their GRU weights are not registered with the optimiser; defect 1 in
-        docs/model.md); offered to measure that setting, e.g. with ``preset="parity"``. Everything else (feature
-        layers, encoder, prior, decoder, attention) is trained either way.
+    train_recurrence : bool, default: False
+        Train the graph GRU's weights. False (the default) keeps them at their random initialisation, as the
+        published VGRNN and TAVRNN codes do (their GRU weights are never registered with the optimiser); everything
+        else (feature layers, encoder, prior, decoder, attention) is trained. A fixed random recurrence acts as a
+        regulariser: over 10 seeds on every benchmark task it was at least as good as the trained one, better for
+        one-step link prediction on DBLP (+1.9 AUC) and for the plate's electrode clustering at DIV 7 (+0.026 ARI),
+        level elsewhere (docs/results.md, section 6). True trains the recurrence too.
     device : str or torch.device, default: "auto"
         "auto" uses CUDA when available, else the CPU.
     seed : int or None, default: 0
@@ -241,7 +243,7 @@ class TAVRNN(BaseEstimator):
         epochs: int = 300,
         early_stopping: int | None = 50,
         clip_grad_norm: float | None = 10.0,
-        train_recurrence: bool = True,
+        train_recurrence: bool = False,
         device: "str | torch.device" = "auto",
         seed: int | None = 0,
         verbose: bool = False,

@@ -98,6 +98,7 @@ def from_state(
         )
     try:
         ctor = dict(params["params"])
+        ctor.setdefault("train_recurrence", True)  # files written before the option trained the recurrence
         fitted = params["fitted"]
         if ctor.get("node_features") == "array":
             ctor["node_features"] = np.asarray(arrays["node_features"])

@@ -174,19 +174,20 @@ def test_parity_preset(small):
         TAVRNN(preset="published").fit(small)
 
 
-def test_train_recurrence_false_keeps_the_gru_at_its_initialisation(small, tmp_path):
+def test_untrained_recurrence_stays_at_its_initialisation(small, tmp_path):
     def weights(model):
         return {name: p.detach().clone() for name, p in model.module_.named_parameters()}
 
     one = weights(_fast(epochs=1, train_recurrence=False, early_stopping=None).fit(small))
     five = weights(_fast(epochs=5, train_recurrence=False, early_stopping=None).fit(small))
-    trained = weights(_fast(epochs=5, early_stopping=None).fit(small))
+    trained = weights(_fast(epochs=5, train_recurrence=True, early_stopping=None).fit(small))
+    assert TAVRNN().get_params()["train_recurrence"] is False  # the default, as the published codes
     gru = [name for name in one if name.startswith("rnn.")]
     assert gru and len(gru) < len(one)
     for name in one:
         if name in gru:  # one seed, one initialisation: the fixed GRU is the same after 1 and 5 epochs
             assert torch.equal(one[name], five[name]), name
-            assert not torch.equal(five[name], trained[name]), name  # the default trains it
+            assert not torch.equal(five[name], trained[name]), name  # True trains it
         else:
             assert not torch.equal(one[name], five[name]), name  # everything else still learns
     # the option is kept by save / load and works with the parity preset
@@ -416,6 +417,7 @@ def test_saved_models_of_earlier_versions_load(name):
     expected = np.load(data / f"expected_{name}.npz")
     graphs = GraphSequence.from_adjacency(list(expected["adjacency"]))
     model = TAVRNN.load(data / f"model_{name}.npz", device="cpu")
+    assert model.get_params()["train_recurrence"] is True  # they were trained before the option existed
     np.testing.assert_allclose(model.transform(graphs), expected["embeddings"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.prior_means(graphs), expected["prior_means"], rtol=1e-5, atol=1e-6)
     attention = model.attention_weights(graphs)

@@ -41,8 +41,12 @@ def test_class_extension_cli_and_options_defaults_agree():
         if name in cli:
             assert cli[name] == default, name
     cli_model_flags = {"z_dim", "h_dim", "epochs", "attention", "attention_window", "node_features", "reconstruction",
-                       "bptt_windows", "preset", "device", "seed"}  # fmt: skip
+                       "bptt_windows", "preset", "device", "seed", "train_recurrence"}  # fmt: skip
     assert cli_model_flags <= set(cli) and cli_model_flags <= set(model)
+    from spikeinterface_tavrnn.cli import _options_from_args
+
+    trained = build_parser().parse_args(["run", "recording.h5", "--train-recurrence"])
+    assert _options_from_args(trained).model.train_recurrence is True
     assert extension["score_links"] is False and cli["score_links"] is False
 
     connectivity = get_default_analyzer_extension_params("functional_connectivity")
