@@ -376,6 +376,28 @@ def test_compare_methods_windows_table():
     assert table.to_dicts()[0]["method"] == "connectivity_pca"
 
 
+def test_compare_methods_passes_normalize_to_cluster_nodes():
+    graphs = _labelled_graphs(n_windows=2)
+    labels = np.asarray(graphs.node_labels)
+
+    def directional_embed(graphs, method, seed, dim):
+        # a group is a direction; norms differ a hundredfold inside each group
+        rng = np.random.default_rng(seed)
+        norms = np.resize([0.1, 10.0], len(labels))
+        z = np.where((labels == 1)[:, None], [1.0, 0.0], [0.0, 1.0]) * norms[:, None]
+        z = z + rng.normal(scale=0.01, size=z.shape)
+        return np.repeat(z[None], len(graphs), axis=0)
+
+    def ari(**kw):
+        table = compare_methods(graphs, methods=["directions"], seeds=[0], task="nodes", embed_fn=directional_embed, **kw)
+        return table.get("directions", "ari")["mean"]
+
+    emb = directional_embed(graphs, "directions", 0, 2)
+    assert ari(normalize=True) == pytest.approx(cluster_nodes(emb, labels, n_permutations=0, normalize=True).mean_scores["ari"])
+    assert ari(normalize=True) == pytest.approx(1.0)
+    assert ari() == pytest.approx(cluster_nodes(emb, labels, n_permutations=0).mean_scores["ari"]) and ari() < 1.0
+
+
 def test_compare_methods_nodes_with_custom_embedding_and_ci():
     graphs = _labelled_graphs(n_windows=4)
 

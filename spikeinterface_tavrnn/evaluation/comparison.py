@@ -8,10 +8,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..defaults import signature_defaults
 from .decoding import classify_windows
 from .nodes import cluster_nodes
 from .statistics import _progress, mean_ci
 from .windows import DEFAULT_READOUT
+
+#: Whether node embeddings are clustered at unit length; owned by :func:`cluster_nodes`.
+DEFAULT_NORMALIZE: bool = signature_defaults(cluster_nodes)["normalize"]
 
 
 # ============================================================================================== repeated runs
@@ -140,6 +144,7 @@ def compare_methods(
     confidence: float = 0.95,
     embed_fn: Callable[..., np.ndarray] | None = None,
     verbose: bool = False,
+    normalize: bool = DEFAULT_NORMALIZE,
 ) -> ScoreTable:
     """Compare embedding methods on one task, through one code path, repeated over seeds.
 
@@ -172,6 +177,8 @@ def compare_methods(
     embed_fn : callable or None, default: None
         Replacement for :func:`~spikeinterface_tavrnn.baselines.embed` with the same signature (to add a method).
     verbose : bool, default: False
+    normalize : bool, default: False
+        ``task="nodes"``: cluster unit-length embeddings (passed to :func:`cluster_nodes`, whose default it is).
 
     Returns
     -------
@@ -231,7 +238,8 @@ def compare_methods(
             else:
                 if np.asarray(emb).ndim != 3:
                     raise ValueError(f"method {method!r} gives window vectors, not node embeddings (task='nodes').")
-                res = cluster_nodes(emb, node_labels, n_permutations=n_permutations, seed=int(seed))
+                res = cluster_nodes(emb, node_labels, n_permutations=n_permutations, seed=int(seed),
+                                    normalize=normalize)
                 values = dict(res.mean_scores)
                 if n_permutations > 0:
                     values.update({f"p_{m}": p for m, p in res.mean_p_values.items()})
