@@ -35,7 +35,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -209,14 +208,11 @@ def main() -> None:
               + f"), h 32, z 8, 4 recordings per step; wall time {wall:.0f} s."]
     table = "\n".join(lines)
     print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
-    (out / f"cross_recording{suffix}.md").write_text(table + "\n")
-    (out / f"cross_recording{suffix}.json").write_text(
-        json.dumps({"args": vars(args), "info": info, "results": raw, "paired": tests, "epochs_run": epochs_run,
-                    "wall_s": wall}, indent=1)
-    )
+    from _results_files import write_results
+
+    write_results(args.out, "cross_recording", args.quick, table,
+                  {"args": vars(args), "info": info, "results": raw, "paired": tests, "epochs_run": epochs_run,
+                   "wall_s": wall})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -300,7 +300,8 @@ def main() -> None:
     started = time.perf_counter()
     raw: dict[str, list[dict]] = {name: [] for name in ["edge history"] + args.models}
     seconds: dict[str, float] = {name: 0.0 for name in raw}
-    args.out.mkdir(parents=True, exist_ok=True)
+    from _results_files import write_results
+
     suffix = "_quick" if args.quick else ""
     if args.resume and (args.out / f"dblp{suffix}.json").is_file():
         old = json.loads((args.out / f"dblp{suffix}.json").read_text())
@@ -332,8 +333,7 @@ def main() -> None:
                   + f" ({time.perf_counter() - tic:.0f} s)", flush=True)
         # the tables after every seed, so that a stopped run still leaves its finished seeds
         text, payload = render(args, raw, seconds, time.perf_counter() - started)
-        (args.out / f"dblp{suffix}.md").write_text(text + "\n")
-        (args.out / f"dblp{suffix}.json").write_text(json.dumps(payload, indent=1))
+        write_results(args.out, "dblp", args.quick, text, payload)
     text, payload = render(args, raw, seconds, time.perf_counter() - started)
     print(text)
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
 from pathlib import Path
 
@@ -206,13 +205,11 @@ def main() -> None:
     lines += ["", f"Wall time: {wall:.0f} s."]
     table = "\n".join(lines)
     print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
-    (out / f"hipsc{suffix}.md").write_text(table + "\n")
-    (out / f"hipsc{suffix}.json").write_text(json.dumps({"args": vars(args), "files": [r["file"] for r in rows],
-                                                        "div": div, "culture": culture, "results": results,
-                                                        "wall_s": wall}, indent=1))
+    from _results_files import write_results
+
+    write_results(args.out, "hipsc", args.quick, table,
+                  {"args": vars(args), "files": [r["file"] for r in rows], "div": div, "culture": culture,
+                   "results": results, "wall_s": wall})  # fmt: skip
 
 
 if __name__ == "__main__":

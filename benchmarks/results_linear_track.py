@@ -39,7 +39,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
@@ -125,15 +124,13 @@ def main() -> None:
         folds.setdefault(key, []).append(fold_scores(res).tolist())
 
     def write(final: bool) -> None:
+        from _results_files import write_results
+
         table = render(final)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        suffix = "_quick" if args.quick else ""
-        (out / f"linear_track{suffix}.md").write_text(table + "\n")
-        (out / f"linear_track{suffix}.json").write_text(json.dumps(
-            {"args": vars(args), "n_windows": len(windows), "n_units": spikes.num_units, "results": raw,
-             "fold_balanced_accuracy": folds, "gain": gains, "test_train_ratio": test_train_ratio,
-             "paired_tests": paired, "finished": final, "wall_s": time.perf_counter() - t_start}, indent=1))
+        write_results(args.out, "linear_track", args.quick, table,
+                      {"args": vars(args), "n_windows": len(windows), "n_units": spikes.num_units, "results": raw,
+                       "fold_balanced_accuracy": folds, "gain": gains, "test_train_ratio": test_train_ratio,
+                       "paired_tests": paired, "finished": final, "wall_s": time.perf_counter() - t_start})
         if final:
             print(table)
 

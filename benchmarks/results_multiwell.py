@@ -43,7 +43,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -205,14 +204,12 @@ def main() -> None:
         return "\n".join(lines)
 
     def write(final: bool) -> None:
+        from _results_files import write_results
+
         table = render(final)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        suffix = "_quick" if args.quick else ""
-        (out / f"multiwell{suffix}.md").write_text(table + "\n")
-        (out / f"multiwell{suffix}.json").write_text(json.dumps(
-            {"args": vars(args), "info": info, "results": raw, "finished": final,
-             "wall_s": time.perf_counter() - t_start}, indent=1))
+        write_results(args.out, "multiwell", args.quick, table,
+                      {"args": vars(args), "info": info, "results": raw, "finished": final,
+                       "wall_s": time.perf_counter() - t_start})
         if final:
             print(table)
 
