@@ -20,6 +20,7 @@ Compared in the same run, with the same classifier and splits:
 * ``TAVRNN shared, 1 epoch``: the same model after one epoch, nearly untrained (what training adds);
 * ``TAVRNN shared, GRU untrained`` (only with ``--models``): ``train_recurrence=False``, the graph GRU kept at its
   random initialisation as in the published codes;
+* ``TAVRNN shared, distance decoder`` (only with ``--models``): ``decoder="distance"``;
 * ``TAVRNN shared, shuffled training labels``: the classifier trained on permuted training ages (a null, ~0.5).
 
 Paired over the same splits: each model against the input features (paired t-test and Wilcoxon signed-rank test).
@@ -51,6 +52,7 @@ MODELS = {
     "VGRNN shared": {"attention": False},
     "TAVRNN shared, 1 epoch": {},
     "TAVRNN shared, GRU untrained": {"train_recurrence": False},
+    "TAVRNN shared, distance decoder": {"decoder": "distance"},
 }
 
 

@@ -10,8 +10,8 @@ edges. As many non-edges as test positives are drawn with ``rng.integers(0, n, 2
 snapshot, self-pairs and repeats are redrawn). The model trains on the training edges of the first T-3 snapshots
 (``--epochs``, 1000 as in the reference figures), then embeds all T snapshots (training edges only).
 
-- Detection: the test positives of each of the last 3 snapshots against their non-edges, scored
-  ``sigmoid(mu_i . mu_j)`` with that snapshot's posterior means.
+- Detection: the test positives of each of the last 3 snapshots against their non-edges, scored with the model's
+  decoder (``sigmoid(mu_i . mu_j)`` for the inner product) on that snapshot's posterior means.
 - Prediction: all edges of each of the last 3 snapshots against as many fresh non-edges, scored with the prior means
   of ``p(Z_t | H_{t-1})``, which see snapshots before t only.
 
@@ -57,6 +57,13 @@ MODELS = {
     "parity preset, GRU untrained": {"preset": "parity", "train_recurrence": False},
     "TAVRNN defaults, GRU untrained": {"train_recurrence": False},
     "attention=False, GRU untrained": {"attention": False, "train_recurrence": False},
+    # the distance decoder sigmoid(r - ||z_i - z_j||^2) (issue 17), at the defaults' untrained recurrence
+    "distance decoder, GRU untrained": {"decoder": "distance", "train_recurrence": False},
+    "attention=False, distance decoder, GRU untrained": {
+        "attention": False,
+        "decoder": "distance",
+        "train_recurrence": False,
+    },
 }
 
 
@@ -111,11 +118,12 @@ def split(snapshots: list[np.ndarray], seed: int) -> dict:
     return {"train": train, "test_pos": test_pos, "test_neg": test_neg, "prediction": prediction}
 
 
-def _scores(vectors: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
+def _scores(model, vectors: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
+    """AUC and AP (in %) of ``model``'s decoder probabilities on ``vectors`` for the pairs ``pos`` vs ``neg``."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     pairs = np.concatenate([pos, neg])
-    logits = np.einsum("pk,pk->p", vectors[pairs[:, 0]], vectors[pairs[:, 1]])
+    logits = model.link_logits(vectors[pairs[:, 0]], vectors[pairs[:, 1]])
     truth = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     scores = 1.0 / (1.0 + np.exp(-logits))
     return 100.0 * roc_auc_score(truth, scores), 100.0 * average_precision_score(truth, scores)
@@ -141,8 +149,8 @@ def evaluate_model(data: dict, kwargs: dict, epochs: int, seed: int, verbose: bo
     posterior = model.transform(graphs)
     prior = model.prior_means(graphs)
     last = range(n_windows - 3, n_windows)
-    detection = [_scores(posterior[t], data["test_pos"][t], data["test_neg"][t]) for t in last]
-    prediction = [_scores(prior[t], *data["prediction"][t]) for t in last]
+    detection = [_scores(model, posterior[t], data["test_pos"][t], data["test_neg"][t]) for t in last]
+    prediction = [_scores(model, prior[t], *data["prediction"][t]) for t in last]
     return {**_summary(detection, prediction), "epochs_run": float(model.n_epochs_)}
 
 
@@ -182,6 +190,9 @@ PAIRS = [
     ("TAVRNN defaults, GRU untrained", "TAVRNN defaults"),
     ("TAVRNN defaults, GRU untrained", "attention=False, GRU untrained"),
     ("TAVRNN defaults, GRU untrained", "edge history"),
+    ("distance decoder, GRU untrained", "TAVRNN defaults, GRU untrained"),
+    ("distance decoder, GRU untrained", "attention=False, distance decoder, GRU untrained"),
+    ("attention=False, distance decoder, GRU untrained", "attention=False, GRU untrained"),
 ]
 
 

@@ -209,6 +209,8 @@ def main() -> None:
                          lambda s: embed(graphs, "tavrnn", seed=s, node_features=rate_features, **model), True),
         "tavrnn_fixed_gru": ("tavrnn (train_recurrence=False)", "abs-r rows",
                              lambda s: embed(graphs, "tavrnn", seed=s, train_recurrence=False, **model), True),
+        "tavrnn_distance": ("tavrnn (decoder='distance')", "abs-r rows",
+                            lambda s: embed(graphs, "tavrnn", seed=s, decoder="distance", **model), True),
         "vgrnn": ("vgrnn (attention=False)", "abs-r rows",
                   lambda s: embed(graphs, "vgrnn", seed=s, **model), True),
         "vgae": ("vgae (per window)", "abs-r rows",

@@ -115,6 +115,9 @@ def _add_analysis_options(parser: argparse.ArgumentParser, output_help: str) -> 
     model.add_argument("--train-recurrence", action="store_true",
                        help="also train the graph GRU's weights (default: kept at their random initialisation, as in "
                             "the published code; docs/results.md section 6)")  # fmt: skip
+    model.add_argument("--decoder", choices=["inner_product", "distance"],
+                       help="link decoder: sigmoid(z_i . z_j) as published, or sigmoid(r - |z_i - z_j|^2) "
+                            "(default: %(default)s)")  # fmt: skip
     model.add_argument("--node-features", choices=["auto", "graph", "adjacency", "identity", "structural"],
                        help="auto = graph: rows of |connectivity|; structural: size-free node statistics (default: %(default)s)")  # fmt: skip
     model.add_argument("--reconstruction", choices=["auto", "dense", "sampled"],

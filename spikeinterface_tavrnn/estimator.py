@@ -41,6 +41,7 @@ PARITY_PRESET = {
     "attention_window": None,
     "history_node": True,
     "use_edge_weight": False,
+    "decoder": "inner_product",
     "kl_weight": 1.0,
     "early_stopping": None,
 }
@@ -106,6 +107,11 @@ class TAVRNN(BaseEstimator):
     history_node : bool, default: True
         Use a history node as the graph summary that queries the attention; it never appears in outputs. Only used
         with ``attention=True``.
+    decoder : {"inner_product", "distance"}, default: "inner_product"
+        The link decoder. "inner_product": ``sigmoid(z_i . z_j)``, as published. "distance":
+        ``sigmoid(r - ||z_i - z_j||^2)`` with a learned offset ``r``: groups of units that link only among themselves
+        need a region of the latent space rather than a direction of their own, so many such groups (the wells of a
+        plate) stay apart in few dimensions, and Euclidean k-means suits the embeddings.
     node_features : {"auto", "identity", "adjacency", "graph", "structural"} or array-like, default: "auto"
         "identity": one-hot node ids (an embedding lookup, no N x N matrix); "adjacency": rows of each window's
         weighted adjacency with diagonal 1; "graph": the ``node_features`` the GraphSequence carries (for
@@ -233,6 +239,7 @@ class TAVRNN(BaseEstimator):
         attention_mode: str = "gated",
         attention_window: int | None = None,
         history_node: bool = True,
+        decoder: str = "inner_product",
         node_features: Any = "auto",
         use_edge_weight: bool = False,
         reconstruction: str = "auto",
@@ -259,6 +266,7 @@ class TAVRNN(BaseEstimator):
         self.attention_mode = attention_mode
         self.attention_window = attention_window
         self.history_node = history_node
+        self.decoder = decoder
         self.node_features = node_features
         self.use_edge_weight = use_edge_weight
         self.reconstruction = reconstruction
@@ -314,6 +322,10 @@ class TAVRNN(BaseEstimator):
         window = cfg["attention_window"]
         if window is not None and (isinstance(window, bool) or int(window) != window or window < 1):
             raise TavrnnInputError(f"attention_window must be None or a positive integer, got {window!r}.")
+        from .model.losses import DECODERS
+
+        if cfg["decoder"] not in DECODERS:
+            raise TavrnnInputError(f"decoder must be one of {DECODERS}, got {cfg['decoder']!r}.")
         if cfg["reconstruction"] not in ("auto", "dense", "sampled"):
             raise TavrnnInputError(
                 f"reconstruction must be 'auto', 'dense' or 'sampled', got {cfg['reconstruction']!r}."
@@ -556,6 +568,17 @@ class TAVRNN(BaseEstimator):
         return self._run(self._check_graphs(graphs), sample=False, node_features=node_features).prior_mu.cpu().numpy()
 
     # ------------------------------------------------------------------ link scores
+    def link_logits(self, z_i: np.ndarray, z_j: np.ndarray) -> np.ndarray:
+        """The fitted decoder's logits of links between rows of ``z_i`` and ``z_j`` (..., z_dim), pair by pair:
+        ``z_i . z_j`` or ``r - ||z_i - z_j||^2`` (``decoder``); the link probability is their sigmoid."""
+        import torch
+
+        self._check_fitted()
+        param = next(self.module_.parameters())
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=param.dtype, device=param.device)  # noqa: E731
+        with torch.no_grad():
+            return self.module_.link_logits(as_tensor(z_i), as_tensor(z_j)).cpu().numpy().astype(np.float64)
+
     def score_links(
         self,
         graphs: GraphSequence,

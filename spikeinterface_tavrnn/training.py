@@ -74,12 +74,18 @@ def build_module(cfg: dict, n_features: int, kind: str) -> TAVRNNModule:
         attention_window=cfg["attention_window"],
         history_node=bool(cfg["history_node"]),
         wired_index=-1 if wired_history_node(cfg) else None,  # the wired node is appended last, whatever N
+        decoder=cfg["decoder"],
     )
 
 
-def elbo_loss(out: ModelOutput, prep: PreparedSequence, mode: str, negatives, kl_weight: float) -> torch.Tensor:
-    """Negative ELBO summed over windows: reconstruction (``mode`` "dense" or "sampled") plus ``kl_weight`` x KL."""
-    rec = reconstruction_loss(out.z, prep, mode=mode, negatives=negatives)
+def elbo_loss(
+    module: TAVRNNModule, out: ModelOutput, prep: PreparedSequence, mode: str, negatives, kl_weight: float
+) -> torch.Tensor:
+    """Negative ELBO summed over windows: reconstruction under ``module``'s decoder (``mode`` "dense" or "sampled")
+    plus ``kl_weight`` x KL."""
+    rec = reconstruction_loss(
+        out.z, prep, mode=mode, negatives=negatives, decoder=module.decoder, offset=module.decoder_offset
+    )
     kl = kl_normal(out.mu, out.sigma, out.prior_mu, out.prior_sigma)
     return (rec + kl_weight * kl).sum()
 
@@ -285,7 +291,7 @@ class Trainer:
             out = self.module(chunk, sample=True, generator=self.generator, state=state)
             sampler = self.samplers[r][c]
             negatives = sampler.sample() if sampler is not None else None
-            loss = elbo_loss(out, chunk, self.modes[r], negatives, self.kl_weight)
+            loss = elbo_loss(self.module, out, chunk, self.modes[r], negatives, self.kl_weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss became {loss.item()} at epoch {self.epoch}; lower learning_rate or check the "

@@ -199,6 +199,36 @@ def test_untrained_recurrence_stays_at_its_initialisation(small, tmp_path):
         _fast(train_recurrence="no").fit(small)
 
 
+def test_distance_decoder_keeps_more_groups_apart_than_the_inner_product(tmp_path):
+    """12 planted communities in a 3-d latent space: the inner product has room for at most 4 mutually
+    anti-aligned directions, the distance decoder needs only 12 separate regions."""
+    aris = {}
+    for decoder in ("inner_product", "distance"):
+        graphs, labels = dynamic_sbm(
+            n_nodes=96, n_windows=4, n_communities=12, change_windows=(2,), p_in=0.8, p_out=0.0, seed=0
+        )
+        model = TAVRNN(z_dim=3, epochs=200, early_stopping=None, seed=0, decoder=decoder).fit(graphs)
+        aris[decoder] = _ari_per_window(model.transform(graphs), labels, 12)
+    print("12 communities, z 3: ARI per window", {k: np.round(v, 3) for k, v in aris.items()})
+    assert min(aris["distance"]) >= 0.95 and max(aris["inner_product"]) < 0.95, aris
+    # the fitted decoder scores links: within a community far above across communities
+    mu = model.transform(graphs)[3]
+    same = labels[3][:, None] == labels[3][None, :]
+    logits = model.link_logits(mu[:, None, :], mu[None, :, :])
+    assert logits.shape == (96, 96) and logits[same].mean() > logits[~same].mean() + 5
+    np.testing.assert_allclose(
+        logits, float(model.module_.decoder_offset) - ((mu[:, None] - mu[None]) ** 2).sum(-1), rtol=1e-5, atol=1e-4
+    )
+    # kept by save / load (offset included); the parity preset is the published inner product; bad values refused
+    model.save(tmp_path / "distance.npz")
+    loaded = TAVRNN.load(tmp_path / "distance.npz")
+    assert loaded.get_params()["decoder"] == "distance"
+    np.testing.assert_array_equal(loaded.link_logits(mu[:5], mu[5:10]), model.link_logits(mu[:5], mu[5:10]))
+    assert TAVRNN(preset="parity", decoder="distance")._config()["decoder"] == "inner_product"
+    with pytest.raises(TavrnnInputError, match="decoder must be one of"):
+        TAVRNN(decoder="cosine").fit(graphs)
+
+
 def test_two_fits_with_one_seed_are_identical(small):
     a = _fast(epochs=8, reconstruction="sampled").fit(small)
     b = _fast(epochs=8, reconstruction="sampled").fit(small)
@@ -418,6 +448,7 @@ def test_saved_models_of_earlier_versions_load(name):
     graphs = GraphSequence.from_adjacency(list(expected["adjacency"]))
     model = TAVRNN.load(data / f"model_{name}.npz", device="cpu")
     assert model.get_params()["train_recurrence"] is True  # they were trained before the option existed
+    assert model.get_params()["decoder"] == "inner_product"
     np.testing.assert_allclose(model.transform(graphs), expected["embeddings"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.prior_means(graphs), expected["prior_means"], rtol=1e-5, atol=1e-6)
     attention = model.attention_weights(graphs)

@@ -140,11 +140,20 @@ def test_dense_reconstruction_equals_published_weighted_bce():
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-6)
 
 
+def _brute_logits(a, b, decoder, offset):
+    """Link logits by their definition, pair by pair (rows of a with rows of b)."""
+    if decoder == "inner_product":
+        return (a * b).sum(-1)
+    return offset - ((a - b) ** 2).sum(-1)
+
+
+@pytest.mark.parametrize("decoder", ["inner_product", "distance"])
 @pytest.mark.parametrize("recompute", [False, True])
-def test_dense_reconstruction_over_blocks_equals_weighted_bce(monkeypatch, recompute):
+def test_dense_reconstruction_over_blocks_equals_weighted_bce(monkeypatch, recompute, decoder):
     """Several node blocks (positives read from the blocks' logits), kept or recomputed in the backward pass, a
-    wired history node (N' = N + 1, N' not a multiple of the block size): loss and gradient against the published
-    weighted BCE over the dense target, in float64."""
+    wired history node (N' = N + 1, N' not a multiple of the block size): loss and gradients (latents and the distance
+    decoder's offset) against the published weighted BCE over the dense target with the logits computed pair by
+    pair, in float64."""
     from spikeinterface_tavrnn.model import losses
 
     monkeypatch.setattr(losses, "_BLOCK_ELEMENTS", 2 * 32 * 32)  # blocks of at most 32 nodes
@@ -155,40 +164,61 @@ def test_dense_reconstruction_over_blocks_equals_weighted_bce(monkeypatch, recom
     prep = prepare_sequence(g, "identity", wired_history_node=True)
     n = prep.n_total
     z = (torch.randn(2, n, 3, dtype=torch.float64) * 0.8).requires_grad_()
-    ours = reconstruction_loss(z, prep, "dense")
+    offset = torch.tensor(2.5, dtype=torch.float64, requires_grad=True) if decoder == "distance" else None
+    inputs = (z,) if offset is None else (z, offset)
+    ours = reconstruction_loss(z, prep, "dense", decoder=decoder, offset=offset)
     ref = []
     for t in range(2):
         target = torch.zeros(n, n, dtype=torch.float64)
         target[tuple(prep.edge_index_with_loops[t])] = 1.0
         assert torch.equal(target, target.t()) and bool((target.diagonal() == 1).all())
         pos = target.sum()
-        logits = z[t] @ z[t].t()
+        logits = _brute_logits(z[t][:, None, :], z[t][None, :, :], decoder, offset)
         bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=(n * n - pos) / pos)
         ref.append(n * n / (2 * (n * n - pos)) * bce)
     ref = torch.stack(ref)
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
     w = torch.tensor([0.7, 1.3], dtype=torch.float64)
-    (g_ours,) = torch.autograd.grad((ours * w).sum(), z)
-    (g_ref,) = torch.autograd.grad((ref * w).sum(), z)
-    torch.testing.assert_close(g_ours, g_ref, rtol=1e-9, atol=1e-12)
+    g_ours = torch.autograd.grad((ours * w).sum(), inputs)
+    g_ref = torch.autograd.grad((ref * w).sum(), inputs)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     # the sampled mode reads the same positives (i <= j, weighted) by gathering rows
     sampler = NegativeSampler(prep.edge_index_with_loops, n, ratio=1.0, seed=0)
     negatives = sampler.sample()
-    sampled = reconstruction_loss(z, prep, "sampled", negatives)
+    sampled = reconstruction_loss(z, prep, "sampled", negatives, decoder=decoder, offset=offset)
     x = z.reshape(-1, 3)
+    pos_logits = _brute_logits(x[prep.pos_src], x[prep.pos_dst], decoder, offset)
     pos_ref = torch.stack(
         [
-            torch.nn.functional.softplus(-(x[prep.pos_src] * x[prep.pos_dst]).sum(1))[
-                (prep.pos_src // n) == t
-            ].sum()
-            / prep.pos_counts[t]
+            torch.nn.functional.softplus(-pos_logits)[(prep.pos_src // n) == t].sum() / prep.pos_counts[t]
             for t in range(2)
         ]
     )
     neg_src, neg_dst, neg_window, neg_counts = negatives
-    neg = torch.nn.functional.softplus((x[neg_src] * x[neg_dst]).sum(1))
+    neg = torch.nn.functional.softplus(_brute_logits(x[neg_src], x[neg_dst], decoder, offset))
     neg_ref = torch.stack([neg[neg_window == t].sum() / neg_counts[t] for t in range(2)])
     torch.testing.assert_close(sampled, 0.5 * (pos_ref + neg_ref), rtol=1e-10, atol=1e-12)
+
+
+def test_decoders_logits_factors_and_gradcheck():
+    """The distance decoder's factors give r - ||z_i - z_j||^2 as a bilinear form; its dense term passes gradcheck
+    (latents and offset); a bad decoder or a missing offset is refused."""
+    from spikeinterface_tavrnn.model.losses import decoder_factors, decoder_logits
+
+    torch.manual_seed(1)
+    z = torch.randn(2, 9, 4, dtype=torch.float64, requires_grad=True)
+    offset = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+    left, right = decoder_factors(z, "distance", offset)
+    ref = offset - torch.cdist(z, z).pow(2)
+    torch.testing.assert_close(left @ right.transpose(1, 2), ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(decoder_logits(z[:, :, None], z[:, None, :], "distance", offset), ref)
+    assert decoder_factors(z)[0] is z and decoder_factors(z)[1] is z
+    assert torch.autograd.gradcheck(lambda a, r: pairwise_softplus_sum(a, "distance", r), (z, offset))
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        decoder_logits(z, z, "cosine")
+    with pytest.raises(ValueError, match="offset"):
+        decoder_factors(z, "distance")
 
 
 def test_sampled_reconstruction_estimates_dense():

@@ -41,12 +41,14 @@ def test_class_extension_cli_and_options_defaults_agree():
         if name in cli:
             assert cli[name] == default, name
     cli_model_flags = {"z_dim", "h_dim", "epochs", "attention", "attention_window", "node_features", "reconstruction",
-                       "bptt_windows", "preset", "device", "seed", "train_recurrence"}  # fmt: skip
+                       "bptt_windows", "preset", "device", "seed", "train_recurrence", "decoder"}  # fmt: skip
     assert cli_model_flags <= set(cli) and cli_model_flags <= set(model)
     from spikeinterface_tavrnn.cli import _options_from_args
 
     trained = build_parser().parse_args(["run", "recording.h5", "--train-recurrence"])
     assert _options_from_args(trained).model.train_recurrence is True
+    distance = build_parser().parse_args(["run", "recording.h5", "--decoder", "distance"])
+    assert _options_from_args(distance).model.decoder == "distance"
     assert extension["score_links"] is False and cli["score_links"] is False
 
     connectivity = get_default_analyzer_extension_params("functional_connectivity")

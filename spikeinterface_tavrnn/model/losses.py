@@ -1,4 +1,18 @@
-"""Negative ELBO terms: Gaussian KL between posterior and prior, and the inner-product decoder's reconstruction.
+"""Negative ELBO terms: Gaussian KL between posterior and prior, and the decoder's reconstruction.
+
+Decoders
+--------
+``"inner_product"`` (published): the logit of a link is ``x_ij = z_i . z_j``. ``"distance"``: the logit is
+``x_ij = r - ||z_i - z_j||^2`` with a learned offset ``r`` (the Fermi-Dirac form, temperature absorbed into the scale
+of ``z``). Under the inner product a group of nodes that links only among itself needs a direction of its own, and
+at most ``k + 1`` directions of a ``k``-dimensional latent space have pairwise negative inner products; under the
+distance decoder a group needs only a region of its own, so many groups fit in a few dimensions.
+
+Both logits are a bilinear form of per-node factors, ``x_ij = left_i . right_j`` (:func:`decoder_factors`): for the
+distance decoder ``left_i = [sqrt(2) z_i, p_i, -q_i]`` and ``right_j = [sqrt(2) z_j, p_j, q_j]`` with
+``p = (1 + b) / sqrt(2)``, ``q = (1 - b) / sqrt(2)``, ``b = r / 2 - ||z||^2``, so that
+``left_i . right_j = 2 z_i . z_j + b_i + b_j``. Every term below is computed from those factors, once, for both
+decoders; :func:`decoder_logits` computes the same logits pair by pair (the definition the tests compare against).
 
 Reconstruction, exactly as published (GAE weighting)
 ----------------------------------------------------
@@ -28,6 +42,9 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 __all__ = [
+    "DECODERS",
+    "decoder_factors",
+    "decoder_logits",
     "kl_normal",
     "pairwise_softplus_sum",
     "reconstruction_loss",
@@ -37,6 +54,7 @@ __all__ = [
 ]
 
 SIGMA_EPS = 1e-6
+DECODERS = ("inner_product", "distance")
 # Logits of one block of the dense term (all windows together); beyond this many logits kept for the backward pass,
 # the blocks are recomputed there instead (torch.utils.checkpoint), so memory stays bounded whatever N.
 _BLOCK_ELEMENTS = 1 << 19
@@ -59,6 +77,35 @@ def kl_normal(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor) -> T
     log_ratio = torch.log(sigma_p + SIGMA_EPS) - torch.log(sigma_q + SIGMA_EPS)
     kl = log_ratio + (sigma_q.pow(2) + (mu_q - mu_p).pow(2)) / (2.0 * (sigma_p + SIGMA_EPS).pow(2)) - 0.5
     return kl.sum(dim=2).mean(dim=1) / n_nodes
+
+
+def _check_decoder(decoder: str, offset: Tensor | None) -> None:
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+    if decoder == "distance" and offset is None:
+        raise ValueError("the distance decoder needs its offset r.")
+
+
+def decoder_factors(z: Tensor, decoder: str = "inner_product", offset: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Per-node factors ``(left, right)`` of ``z`` (..., k) whose dot products are the decoder's logits (see the
+    module docstring): ``(z, z)`` for the inner product, (..., k + 2) for the distance decoder with offset ``offset``.
+    """
+    _check_decoder(decoder, offset)
+    if decoder == "inner_product":
+        return z, z
+    b = 0.5 * offset - z.pow(2).sum(dim=-1, keepdim=True)
+    p, q = (1.0 + b) * 0.5**0.5, (1.0 - b) * 0.5**0.5
+    scaled = z * 2.0**0.5
+    return torch.cat([scaled, p, -q], dim=-1), torch.cat([scaled, p, q], dim=-1)
+
+
+def decoder_logits(z_i: Tensor, z_j: Tensor, decoder: str = "inner_product", offset: Tensor | None = None) -> Tensor:
+    """Logits of the links between rows of ``z_i`` and ``z_j`` (..., k), pair by pair: ``z_i . z_j`` or
+    ``offset - ||z_i - z_j||^2``."""
+    _check_decoder(decoder, offset)
+    if decoder == "inner_product":
+        return (z_i * z_j).sum(dim=-1)
+    return offset - (z_i - z_j).pow(2).sum(dim=-1)
 
 
 def _block_terms(zi: Tensor, zj_t: Tensor, index: Tensor | None):
@@ -135,15 +182,16 @@ def _block_pattern(upper: dict, n_windows: int, n_nodes: int, size: int) -> dict
     return pattern
 
 
-def _dense_sums(z: Tensor, pattern: dict | None) -> tuple[Tensor, Tensor | None]:
-    """``sum_ij softplus(z_i . z_j)`` per window (T,) and, with a pattern of :func:`_block_pattern`, the logits of
-    its positives in block order (else None). See :func:`pairwise_softplus_sum`."""
-    n_windows, n_nodes = z.shape[0], z.shape[1]
+def _dense_sums(left: Tensor, right: Tensor, pattern: dict | None) -> tuple[Tensor, Tensor | None]:
+    """``sum_ij softplus(left_i . right_j)`` per window (T,) and, with a pattern of :func:`_block_pattern`, the logits
+    of its positives in block order (else None). The logits must be symmetric. See :func:`pairwise_softplus_sum`."""
+    n_windows, n_nodes = left.shape[0], left.shape[1]
     size = _block_size(n_windows, n_nodes)
-    blocks = list(z.split(size, dim=1))
-    blocks_t = [b.transpose(1, 2) for b in blocks]
-    recompute = torch.is_grad_enabled() and z.requires_grad and n_windows * n_nodes * n_nodes > 2 * _KEPT_ELEMENTS
-    total, gathered = z.new_zeros(n_windows), []
+    blocks = list(left.split(size, dim=1))
+    blocks_t = [b.transpose(1, 2) for b in right.split(size, dim=1)]
+    grad = left.requires_grad or right.requires_grad
+    recompute = torch.is_grad_enabled() and grad and n_windows * n_nodes * n_nodes > 2 * _KEPT_ELEMENTS
+    total, gathered = left.new_zeros(n_windows), []
     for i, zi in enumerate(blocks):
         for j in range(i, len(blocks)):
             index = None if pattern is None else pattern["index"][(i, j)]
@@ -158,18 +206,26 @@ def _dense_sums(z: Tensor, pattern: dict | None) -> tuple[Tensor, Tensor | None]
     return total, (torch.cat(gathered) if gathered else None)
 
 
-def pairwise_softplus_sum(z: Tensor) -> Tensor:
-    """``sum_ij softplus(z_i . z_j)`` for each window of ``z`` (T, N, k), returned as (T,). Differentiable.
+def pairwise_softplus_sum(z: Tensor, decoder: str = "inner_product", offset: Tensor | None = None) -> Tensor:
+    """``sum_ij softplus(x_ij)`` of the decoder's logits for each window of ``z`` (T, N, k), returned as (T,).
+    Differentiable.
 
     The logits are symmetric, so only blocks (I, J) of nodes with I <= J are computed (off-diagonal blocks count
     twice). When the logits of all blocks would exceed a fixed budget, each block is recomputed in the backward pass
     (:func:`torch.utils.checkpoint.checkpoint`) instead of being kept: memory is then one block at a time.
     """
-    return _dense_sums(z, None)[0]
+    return _dense_sums(*decoder_factors(z, decoder, offset), None)[0]
 
 
-def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tuple | None = None) -> Tensor:
-    """Class-balanced inner-product reconstruction loss per window (see the module docstring).
+def reconstruction_loss(
+    z: Tensor,
+    prepared,
+    mode: str = "dense",
+    negatives: tuple | None = None,
+    decoder: str = "inner_product",
+    offset: Tensor | None = None,
+) -> Tensor:
+    """Class-balanced reconstruction loss of the decoder per window (see the module docstring).
 
     Parameters
     ----------
@@ -182,23 +238,28 @@ def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tup
         Exact loss over all pairs, or negative-sampled estimate.
     negatives : tuple (neg_src, neg_dst, neg_window, neg_counts) or None
         Required for ``"sampled"``: sampled non-edges as flat row indices into (T * N) (see NegativeSampler).
+    decoder : {"inner_product", "distance"}, default: "inner_product"
+        The link logits (module docstring).
+    offset : Tensor (scalar) or None, default: None
+        The distance decoder's offset ``r``.
 
     Returns
     -------
     Tensor (T,)
     """
-    n_windows, n_nodes, k = z.shape
-    flat = z.reshape(-1, k)
+    n_windows, n_nodes, _ = z.shape
+    left, right = decoder_factors(z, decoder, offset)
+    flat_left, flat_right = left.reshape(n_windows * n_nodes, -1), right.reshape(n_windows * n_nodes, -1)
     counts = prepared.pos_counts
     upper = upper_positives(prepared)
     if mode == "dense":
         pattern = _block_pattern(upper, n_windows, n_nodes, _block_size(n_windows, n_nodes))
-        total, x_pos = _dense_sums(z, pattern)
+        total, x_pos = _dense_sums(left, right, pattern)
         window, weight = pattern["window"], pattern["weight"]
     elif mode == "sampled":
         if negatives is None:
             raise ValueError("sampled reconstruction needs negatives (see NegativeSampler).")
-        x_pos = (flat.index_select(0, upper["src"]) * flat.index_select(0, upper["dst"])).sum(dim=1)
+        x_pos = (flat_left.index_select(0, upper["src"]) * flat_right.index_select(0, upper["dst"])).sum(dim=1)
         window, weight = upper["window"], upper["weight"]
     else:
         raise ValueError(f"reconstruction mode must be 'dense' or 'sampled', got {mode!r}.")
@@ -212,7 +273,7 @@ def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tup
         neg_term = (total - pos_softplus - pos_x) / n_neg
     else:
         neg_src, neg_dst, neg_window, neg_counts = negatives
-        x_neg = (flat.index_select(0, neg_src) * flat.index_select(0, neg_dst)).sum(dim=1)
+        x_neg = (flat_left.index_select(0, neg_src) * flat_right.index_select(0, neg_dst)).sum(dim=1)
         neg_sum = torch.zeros(n_windows, dtype=z.dtype, device=z.device).index_add(0, neg_window, F.softplus(x_neg))
         neg_term = neg_sum / neg_counts.clamp(min=1)
     return 0.5 * (pos_term + neg_term)

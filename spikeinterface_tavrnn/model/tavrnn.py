@@ -11,7 +11,8 @@ Per window t, with ``h = H_{t-1}`` (last layer) and the GCN-normalised adjacency
     H~_t   = GraphGRU([phi_x || phi_z], A_t, H_{t-1})
     H_t    = TemporalAttention(H~_t, history)                (TAVRNN only)
 
-The decoder is the inner product ``sigmoid(Z_t Z_t^T)`` (see :mod:`.losses`). Every GCN of an input is computed as
+The decoder is the inner product ``sigmoid(z_i . z_j)`` as published, or ``sigmoid(r - ||z_i - z_j||^2)`` with a
+learned offset ``r`` (``decoder="distance"``; see :mod:`.losses`). Every GCN of an input is computed as
 ``(A_t input) W``: the propagated feature ``A_t phi_x`` of every window is computed before the recurrence and its
 projections into the encoder and the first GRU layer are one matrix product over all windows; at each window one
 sparse product ``A_t H_{t-1}`` serves the encoder and the GRU gates (their weights concatenated into one product),
@@ -31,6 +32,7 @@ from .attention import TemporalAttention
 from .features import PreparedSequence
 from .graph_conv import PrecomputedGCNConv
 from .graph_gru import GraphGRU
+from .losses import DECODERS, decoder_logits
 
 __all__ = ["FeatureEncoder", "VGRNN", "TAVRNNModule", "ModelOutput", "RecurrentState"]
 
@@ -109,10 +111,23 @@ class VGRNN(nn.Module):
         Latent size k.
     n_layers : int, default: 1
         Graph-GRU layers L.
+    decoder : {"inner_product", "distance"}, default: "inner_product"
+        The link decoder; ``"distance"`` adds the learned offset ``decoder_offset`` (initialised to ``z_dim``, the
+        expected squared distance of two independent standard-normal latents is ``2 z_dim``).
     """
 
-    def __init__(self, n_features: int, feature_kind: str, h_dim: int = 32, z_dim: int = 8, n_layers: int = 1):
+    def __init__(
+        self,
+        n_features: int,
+        feature_kind: str,
+        h_dim: int = 32,
+        z_dim: int = 8,
+        n_layers: int = 1,
+        decoder: str = "inner_product",
+    ):
         super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
         d, k = h_dim, z_dim
         self.h_dim, self.z_dim, self.n_layers = d, k, n_layers
         self.phi_x = FeatureEncoder(n_features, d, feature_kind)
@@ -122,6 +137,14 @@ class VGRNN(nn.Module):
         self.prior = nn.Linear(d, 2 * k)  # (mu | pre-softplus sigma)
         self.phi_z = nn.Linear(k, d)
         self.rnn = GraphGRU(2 * d, d, n_layers)  # input [phi_x || phi_z]
+        self.decoder = decoder
+        # a constant start: no draw from the generator, so the layers above start as with the inner product
+        offset = nn.Parameter(torch.tensor(float(k))) if decoder == "distance" else None
+        self.register_parameter("decoder_offset", offset)
+
+    def link_logits(self, z_i: Tensor, z_j: Tensor) -> Tensor:
+        """The decoder's logits of the links between rows of ``z_i`` and ``z_j`` (..., z_dim), pair by pair."""
+        return decoder_logits(z_i, z_j, self.decoder, self.decoder_offset)
 
     def _attend(self, h_tilde: list[Tensor], memory) -> tuple[list[Tensor], Tensor | None]:
         return h_tilde, None
@@ -257,7 +280,7 @@ class TAVRNNModule(VGRNN):
 
     Parameters
     ----------
-    n_features, feature_kind, h_dim, z_dim, n_layers :
+    n_features, feature_kind, h_dim, z_dim, n_layers, decoder :
         As in :class:`VGRNN`.
     attention : bool, default: True
         Add the temporal attention.
@@ -283,8 +306,9 @@ class TAVRNNModule(VGRNN):
         attention_window: int | None = None,
         history_node: bool = True,
         wired_index: int | None = None,
+        decoder: str = "inner_product",
     ):
-        super().__init__(n_features, feature_kind, h_dim, z_dim, n_layers)
+        super().__init__(n_features, feature_kind, h_dim, z_dim, n_layers, decoder)
         # Built after the VGRNN layers so that, for one seed, the shared layers start from identical values.
         self.attention = (
             TemporalAttention(h_dim, n_layers, attention_mode, attention_window, history_node, wired_index)
