@@ -17,6 +17,8 @@ Methods, each over the same ``--seeds`` seeds:
   rows; gated attention), 100 epochs, early stopping 50, z = ``--dim``.
 * ``vgrnn``: the same estimator with ``attention=False`` (VGRNN), otherwise identical.
 * ``vgae`` (per window, as before) when listed in ``--methods``.
+* ``tavrnn_distance`` (only when listed): the defaults with ``decoder="distance"`` (link logits
+  ``r - ||z_i - z_j||^2``: a well needs a region of the latent space, not a direction).
 * ``tavrnn_fixed_gru`` (only when listed): the defaults with ``train_recurrence=False`` (the graph GRU kept at its
   random initialisation, as in the published codes).
 
@@ -127,6 +129,7 @@ def main() -> None:
              "tavrnn": "tavrnn (defaults: abs-STTC rows), k-means",
              "vgrnn": "vgrnn (attention=False), k-means",
              "tavrnn_fixed_gru": "tavrnn (train_recurrence=False), k-means",
+             "tavrnn_distance": "tavrnn (decoder='distance'), k-means",
              "vgae": "vgae (per window), k-means"}
     post_hoc = " [post hoc: unit-length embeddings]"
     raw: dict = {}
@@ -239,6 +242,9 @@ def main() -> None:
                 elif method == "tavrnn_fixed_gru":
                     emb = embed(graphs, "tavrnn", seed=seed, dim=args.dim, epochs=args.epochs, early_stopping=50,
                                 train_recurrence=False)
+                elif method == "tavrnn_distance":
+                    emb = embed(graphs, "tavrnn", seed=seed, dim=args.dim, epochs=args.epochs, early_stopping=50,
+                                decoder="distance")
                 else:
                     emb = embed(graphs, "vgae", seed=seed, dim=args.dim, epochs=args.vgae_epochs,
                                 num_threads=args.threads)

@@ -2,17 +2,11 @@
 
 Decoders
 --------
-``"inner_product"`` (published): the logit of a link is ``x_ij = z_i . z_j``. ``"distance"``: the logit is
-``x_ij = r - ||z_i - z_j||^2`` with a learned offset ``r`` (the Fermi-Dirac form, temperature absorbed into the scale
-of ``z``). Under the inner product a group of nodes that links only among itself needs a direction of its own, and
-at most ``k + 1`` directions of a ``k``-dimensional latent space have pairwise negative inner products; under the
-distance decoder a group needs only a region of its own, so many groups fit in a few dimensions.
-
-Both logits are a bilinear form of per-node factors, ``x_ij = left_i . right_j`` (:func:`decoder_factors`): for the
-distance decoder ``left_i = [sqrt(2) z_i, p_i, -q_i]`` and ``right_j = [sqrt(2) z_j, p_j, q_j]`` with
-``p = (1 + b) / sqrt(2)``, ``q = (1 - b) / sqrt(2)``, ``b = r / 2 - ||z||^2``, so that
-``left_i . right_j = 2 z_i . z_j + b_i + b_j``. Every term below is computed from those factors, once, for both
-decoders; :func:`decoder_logits` computes the same logits pair by pair (the definition the tests compare against).
+``"inner_product"`` (published): ``x_ij = z_i . z_j``. ``"distance"``: ``x_ij = r - ||z_i - z_j||^2`` with a learned
+offset ``r`` (a group of nodes then needs a region of the latent space, not a direction: docs/model.md). Both are
+bilinear in per-node factors, ``x_ij = left_i . right_j`` (:func:`decoder_factors`; for the distance
+``[sqrt(2) z, p, -q] . [sqrt(2) z, p, q]``, ``p, q = (1 +- b) / sqrt(2)``, ``b = r / 2 - ||z||^2``), so every term
+below is one code for both; :func:`decoder_logits` is the pair-by-pair definition.
 
 Reconstruction, exactly as published (GAE weighting)
 ----------------------------------------------------
@@ -41,17 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-__all__ = [
-    "DECODERS",
-    "decoder_factors",
-    "decoder_logits",
-    "kl_normal",
-    "pairwise_softplus_sum",
-    "reconstruction_loss",
-    "upper_positives",
-    "NegativeSampler",
-    "SIGMA_EPS",
-]
+__all__ = ["DECODERS", "decoder_factors", "decoder_logits", "kl_normal", "pairwise_softplus_sum",
+           "reconstruction_loss", "upper_positives", "NegativeSampler", "SIGMA_EPS"]  # fmt: skip
 
 SIGMA_EPS = 1e-6
 DECODERS = ("inner_product", "distance")
@@ -217,14 +202,8 @@ def pairwise_softplus_sum(z: Tensor, decoder: str = "inner_product", offset: Ten
     return _dense_sums(*decoder_factors(z, decoder, offset), None)[0]
 
 
-def reconstruction_loss(
-    z: Tensor,
-    prepared,
-    mode: str = "dense",
-    negatives: tuple | None = None,
-    decoder: str = "inner_product",
-    offset: Tensor | None = None,
-) -> Tensor:
+def reconstruction_loss(z: Tensor, prepared, mode: str = "dense", negatives: tuple | None = None,
+                        decoder: str = "inner_product", offset: Tensor | None = None) -> Tensor:  # fmt: skip
     """Class-balanced reconstruction loss of the decoder per window (see the module docstring).
 
     Parameters
@@ -240,7 +219,7 @@ def reconstruction_loss(
         Required for ``"sampled"``: sampled non-edges as flat row indices into (T * N) (see NegativeSampler).
     decoder : {"inner_product", "distance"}, default: "inner_product"
         The link logits (module docstring).
-    offset : Tensor (scalar) or None, default: None
+    offset : Tensor (scalar or (1,)) or None, default: None
         The distance decoder's offset ``r``.
 
     Returns

@@ -138,8 +138,9 @@ class VGRNN(nn.Module):
         self.phi_z = nn.Linear(k, d)
         self.rnn = GraphGRU(2 * d, d, n_layers)  # input [phi_x || phi_z]
         self.decoder = decoder
-        # a constant start: no draw from the generator, so the layers above start as with the inner product
-        offset = nn.Parameter(torch.tensor(float(k))) if decoder == "distance" else None
+        # a constant start: no draw from the generator, so the layers above start as with the inner product; shape
+        # (1,), not (): SpikeInterface's zarr extension storage cannot read 0-d arrays back
+        offset = nn.Parameter(torch.full((1,), float(k))) if decoder == "distance" else None
         self.register_parameter("decoder_offset", offset)
 
     def link_logits(self, z_i: Tensor, z_j: Tensor) -> Tensor:
