@@ -527,7 +527,28 @@ def test_decode_against_baselines_finds_information_beyond_rates():
     assert result.results["embeddings"].balanced_accuracy > 0.9
     assert result.results["firing_rates"].balanced_accuracy < 0.75
     assert result.gain > 0.2 and result.gain_p_value <= 0.1 and result.adds_information
+    assert result.paired_p_value < 0.01
     assert result.chance == 0.5
+    # embeddings that are the rates themselves decode the same windows: no gain, nothing added
+    same = decode_against_baselines(np.log1p(rates)[:, :, None], rates, matrices, labels, n_permutations=5, seed=0)
+    assert same.paired_p_value > 0.05 and not same.adds_information
+
+
+def test_mcnemar_p_value_is_the_exact_binomial_test_of_discordant_items():
+    from math import comb
+
+    from spikeinterface_tavrnn.evaluation import mcnemar_p_value
+
+    y = np.array(list("aabbabab" * 3))
+    pred_a = y.copy()
+    pred_b = y.copy()
+    pred_b[:7] = np.where(y[:7] == "a", "b", "a")  # b misses 7 items that a gets right
+    pred_a[10] = "b" if y[10] == "a" else "a"  # a misses 1 that b gets right
+    # two-sided exact binomial: 2 * P(X <= 1), X ~ Bin(8, 1/2)
+    expected = 2 * sum(comb(8, k) for k in (0, 1)) / 2**8
+    assert mcnemar_p_value(y, pred_a, pred_b) == pytest.approx(expected)
+    assert mcnemar_p_value(y, pred_b, pred_a) == pytest.approx(expected)
+    assert mcnemar_p_value(y, y, y) == 1.0
 
 
 def test_paired_test_matches_scipy_and_the_corrected_formula():

@@ -268,6 +268,10 @@ def test_findings_with_labelled_windows(tmp_path):
     assert first.startswith("The graph adds information beyond firing rates here") or first.startswith(
         "The graph does not add information beyond firing rates here"
     )
+    assert "McNemar" in first and decoding["adds_information"] == (
+        decoding["gain_over_rates"] > 0 and decoding["gain_p_value"] <= 0.05 and decoding["paired_p_value"] <= 0.05
+    )
+    assert not any("{" in sentence or "}" in sentence for sentence in summary["findings"]["sentences"])  # all filled
     assert 'src="decoding.png"' in index.read_text()
     state = summary["findings"]["state"]
     assert state["same_label_similarity"] > state["different_label_similarity"]

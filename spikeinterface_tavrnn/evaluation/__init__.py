@@ -23,7 +23,7 @@ The tools are grouped by job in submodules (:mod:`.statistics`, :mod:`.windows`,
 
 from __future__ import annotations
 
-from .statistics import PairedTest, mean_ci, paired_test, permutation_p_value
+from .statistics import PairedTest, mcnemar_p_value, mean_ci, paired_test, permutation_p_value
 from .windows import window_vectors, window_splits
 from .decoding import (
     CLASSIFICATION_METRICS,
@@ -47,6 +47,7 @@ __all__ = [
     "ScoreTable",
     "mean_ci",
     "permutation_p_value",
+    "mcnemar_p_value",
     "PairedTest",
     "paired_test",
     "fold_scores",

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .statistics import _circular_shifts, _encode, _progress, permutation_p_value
+from .statistics import _circular_shifts, _encode, _progress, mcnemar_p_value, permutation_p_value
 from .windows import DEFAULT_READOUT, _gap_from_windows, window_splits, window_vectors
 
 
@@ -329,7 +329,12 @@ class BaselineDecoding:
         The same gain with the embeddings' windows permuted against the rates and labels (embeddings with the
         same values that carry no information about these windows).
     gain_p_value : float
-        ``(k + 1) / (n + 1)``: how often a shifted gain is at least the observed one.
+        ``(k + 1) / (n + 1)``: how often a permuted gain is at least the observed one (do the embeddings carry
+        information about these windows at all?).
+    paired_p_value : float
+        Exact McNemar test of embeddings + rates against rates alone on the same out-of-fold predictions: two-sided
+        binomial test of the windows that only one of the two decoders gets right (is the gain more than the luck of
+        a few windows?).
     chance : float
         ``1 / n_classes``.
     """
@@ -338,12 +343,14 @@ class BaselineDecoding:
     gain: float
     gain_null: np.ndarray
     gain_p_value: float
+    paired_p_value: float
     chance: float
 
     @property
     def adds_information(self) -> bool:
-        """Whether the embeddings add information beyond firing rates at the 5 % level."""
-        return bool(self.gain > 0 and self.gain_p_value <= 0.05)
+        """Whether the embeddings add information beyond firing rates at the 5 % level: a positive gain that beats
+        both the permuted embeddings and, window by window, the rates-only decoder."""
+        return bool(self.gain > 0 and self.gain_p_value <= 0.05 and self.paired_p_value <= 0.05)
 
 
 def decode_against_baselines(
@@ -417,5 +424,8 @@ def decode_against_baselines(
         gain=float(gain),
         gain_null=gain_null,
         gain_p_value=permutation_p_value(gain, gain_null),
+        paired_p_value=mcnemar_p_value(
+            results["firing_rates"].y_true, results["embeddings+rates"].y_pred, results["firing_rates"].y_pred
+        ),
         chance=results["embeddings"].chance,
     )

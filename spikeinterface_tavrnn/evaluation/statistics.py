@@ -198,3 +198,12 @@ def _circular_shifts(n: int, n_permutations: int, rng: np.random.Generator) -> n
 def _encode(labels: Sequence) -> tuple[np.ndarray, np.ndarray]:
     classes, codes = np.unique(np.asarray(labels), return_inverse=True)
     return codes.ravel(), classes
+
+
+def mcnemar_p_value(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> float:
+    """Exact two-sided McNemar p-value of two classifiers' predictions of the same items (1.0 when no item is
+    decided differently): a binomial test, p = 1/2, of the items only ``a`` gets right among those only one does."""
+    right_a, right_b = np.asarray(pred_a) == np.asarray(y_true), np.asarray(pred_b) == np.asarray(y_true)
+    only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+    return 1.0 if only_a + only_b == 0 else float(scipy.stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+

@@ -148,6 +148,7 @@ def compute_findings(analyzer, n_permutations: int = 19, seed: int = 0, verbose:
                 "chance": decoding.chance,
                 "gain_over_rates": decoding.gain,
                 "gain_p_value": decoding.gain_p_value,
+                "paired_p_value": decoding.paired_p_value,
                 "adds_information": decoding.adds_information,
             }
             verdict = "adds" if decoding.adds_information else "does not add"
@@ -155,8 +156,9 @@ def compute_findings(analyzer, n_permutations: int = 19, seed: int = 0, verbose:
                 0,
                 f"The graph {verdict} information beyond firing rates here: window labels are decoded with balanced "
                 f"accuracy {scores['embeddings+rates']:.2f} from embeddings + rates vs {scores['firing_rates']:.2f} "
-                f"from rates alone ({decoding.gain:+.2f}, {_fmt_p(decoding.gain_p_value)}, windows of the "
-                f"embeddings permuted as the null). Embeddings alone {scores['embeddings']:.2f} "
+                f"from rates alone ({decoding.gain:+.2f}; {_fmt_p(decoding.gain_p_value)} with the embeddings' "
+                f"windows permuted, {_fmt_p(decoding.paired_p_value)} window by window against rates alone, "
+                f"McNemar). Embeddings alone {scores['embeddings']:.2f} "
                 f"({_fmt_p(decoding.results['embeddings'].p_value)}), raw connectivity {scores['connectivity']:.2f}, "
                 f"chance {decoding.chance:.2f}.",
             )
