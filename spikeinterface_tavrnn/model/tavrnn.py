@@ -116,15 +116,8 @@ class VGRNN(nn.Module):
         expected squared distance of two independent standard-normal latents is ``2 z_dim``).
     """
 
-    def __init__(
-        self,
-        n_features: int,
-        feature_kind: str,
-        h_dim: int = 32,
-        z_dim: int = 8,
-        n_layers: int = 1,
-        decoder: str = "inner_product",
-    ):
+    def __init__(self, n_features: int, feature_kind: str, h_dim: int = 32, z_dim: int = 8, n_layers: int = 1,
+                 decoder: str = "inner_product"):  # fmt: skip
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
