@@ -572,8 +572,19 @@ class TAVRNN(BaseEstimator):
 
     # ------------------------------------------------------------------ link scores
     def link_logits(self, z_i: np.ndarray, z_j: np.ndarray) -> np.ndarray:
-        """The fitted decoder's logits of links between rows of ``z_i`` and ``z_j`` (..., z_dim), pair by pair:
-        ``z_i . z_j`` or ``r - ||z_i - z_j||^2`` (``decoder``); the link probability is their sigmoid."""
+        """Link logits of the fitted decoder for pairs of latent rows.
+
+        Parameters
+        ----------
+        z_i, z_j : numpy.ndarray (..., z_dim)
+            Latent vectors, paired row by row (broadcast).
+
+        Returns
+        -------
+        numpy.ndarray (...)
+            ``z_i . z_j`` (``decoder="inner_product"``) or ``r - ||z_i - z_j||^2`` (``"distance"``); the link
+            probability is their sigmoid.
+        """
         import torch
 
         self._check_fitted()
