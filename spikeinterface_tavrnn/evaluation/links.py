@@ -124,7 +124,8 @@ def score_links(
     def scores(emb: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
         if pos.shape[1] == 0 or neg.shape[1] == 0:
             return math.nan, math.nan
-        logit = np.concatenate([helper.link_logits(emb[pos[0]], emb[pos[1]]), helper.link_logits(emb[neg[0]], emb[neg[1]])])
+        pairs = np.concatenate([pos, neg], axis=1)
+        logit = helper.link_logits(emb[pairs[0]], emb[pairs[1]])
         label = np.concatenate([np.ones(pos.shape[1]), np.zeros(neg.shape[1])])
         prob = 1.0 / (1.0 + np.exp(-logit))
         return float(roc_auc_score(label, prob)), float(average_precision_score(label, prob))

@@ -112,8 +112,9 @@ class VGRNN(nn.Module):
     n_layers : int, default: 1
         Graph-GRU layers L.
     decoder : {"inner_product", "distance"}, default: "inner_product"
-        The link decoder; ``"distance"`` adds the learned offset ``decoder_offset`` (initialised to ``z_dim``, the
-        expected squared distance of two independent standard-normal latents is ``2 z_dim``).
+        The link decoder; ``"distance"`` adds the learned offset ``decoder_offset``, initialised to ``z_dim``: about
+        the squared distance of two latents sampled with the initial posterior spread (softplus(0) ~ 0.69 per
+        dimension), so that links start near probability 1/2.
     """
 
     def __init__(self, n_features: int, feature_kind: str, h_dim: int = 32, z_dim: int = 8, n_layers: int = 1,
