@@ -7,7 +7,8 @@ recording: the first 298 s (the shortest recording ends at 298.2 s; all recordin
 least ``--min-spikes`` spikes in it, 58 s windows with 30 s step, STTC (dt 10 ms), graph = top
 ``--density`` of pairs by |STTC| (a fixed density, so the graph's edge count carries no activity level), node
 features = unthresholded |STTC| rows (they carry the coupling strength). One TAVRNN per recording and seed, then
-rotation-invariant statistics of its posterior means z (T, N, d):
+rotation-invariant statistics of its posterior means z (T, N, d), with ``decoder="inner_product"`` (the statistics
+are norms and cosines, which mean link confidence and link partners under that decoder):
 
 * ``emb_norm``: mean ||z|| over windows and nodes (inner-product decoder: large norms = confident links);
 * ``emb_cohesion``: mean pairwise cosine similarity of node embeddings within a window (a network that fires as one
@@ -128,8 +129,9 @@ def main() -> None:
         graphs = conn.to_graphs(density=args.density, verbose=False)
         emb_stats = {"emb_norm": [], "emb_cohesion": [], "emb_stability": [], "attention_entropy": []}
         for seed in seeds:
+            # the statistics below read norms and cosines, whose meaning is the inner product's
             model = st.TAVRNN(z_dim=8, node_features="graph", epochs=args.epochs, early_stopping=50, seed=seed,
-                              verbose=False).fit(graphs)
+                              decoder="inner_product", verbose=False).fit(graphs)
             z = np.asarray(model.transform(graphs), dtype=np.float64)
             norm = np.linalg.norm(z, axis=2)
             u = z / np.maximum(norm[..., None], 1e-12)
