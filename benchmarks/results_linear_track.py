@@ -12,10 +12,10 @@ window, so this keeps which unit sits where: the recommended readout), ``mean`` 
 
 Rows, all from the same run:
 
-* Trained models, ``--seeds`` seeds each: TAVRNN at the estimator's defaults (``node_features="auto"``, i.e. the
-  unthresholded |r| rows, gated attention), TAVRNN with per-window firing rates as an extra node feature column
-  (|r| rows next to each unit's log(1 + rate), z-scored per unit over windows), VGRNN (``attention=False``) and
-  per-window VGAE.
+* Trained models, ``--seeds`` seeds each: TAVRNN at the estimator's defaults with gated attention switched on
+  (``node_features="auto"``, i.e. the unthresholded |r| rows), TAVRNN with per-window firing rates as an extra node
+  feature column (|r| rows next to each unit's log(1 + rate), z-scored per unit over windows), VGRNN
+  (``attention=False``: since docs/results.md section 8, the estimator's defaults) and per-window VGAE.
 * For each TAVRNN-family model, :func:`~spikeinterface_tavrnn.evaluation.decode_against_baselines` on the same splits:
   embeddings alone (flat), firing rates alone (log(1 + rate)), raw connectivity (upper triangle of every window's
   Pearson matrix, 465 features), and embeddings + rates concatenated; its gain null permutes the embeddings' windows.
@@ -203,9 +203,9 @@ def main() -> None:
 
     # ------------------------------------------------------------------ trained models, seeds each
     trained = {
-        "tavrnn": ("tavrnn (defaults)", "abs-r rows",
+        "tavrnn": ("tavrnn (gated attention)", "abs-r rows",
                    lambda s: embed(graphs, "tavrnn", seed=s, **model), True),
-        "tavrnn_rates": ("tavrnn (defaults)", "abs-r rows, rate column",
+        "tavrnn_rates": ("tavrnn (gated attention)", "abs-r rows, rate column",
                          lambda s: embed(graphs, "tavrnn", seed=s, node_features=rate_features, **model), True),
         # variants pin the settings they were measured with, whatever today's defaults
         "tavrnn_fixed_gru": ("tavrnn (train_recurrence=False, inner product)", "abs-r rows",
@@ -214,7 +214,7 @@ def main() -> None:
         "tavrnn_distance": ("tavrnn (decoder='distance')", "abs-r rows",
                             lambda s: embed(graphs, "tavrnn", seed=s, decoder="distance", train_recurrence=False,
                                             **model), True),
-        "vgrnn": ("vgrnn (attention=False)", "abs-r rows",
+        "vgrnn": ("vgrnn (attention=False, the defaults)", "abs-r rows",
                   lambda s: embed(graphs, "vgrnn", seed=s, **model), True),
         "vgae": ("vgae (per window)", "abs-r rows",
                  lambda s: embed(graphs, "vgae", seed=s, epochs=args.vgae_epochs, num_threads=args.threads), False),

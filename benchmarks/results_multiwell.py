@@ -13,12 +13,14 @@ Methods, each over the same ``--seeds`` seeds:
 * ``spectral clustering |STTC|``: the strong baseline, :class:`sklearn.cluster.SpectralClustering`
   (``affinity="precomputed"``, k = number of wells, ``random_state`` = seed) on each window's *unthresholded* |STTC|
   matrix of the active electrodes (diagonal set to 0), scored like the embeddings.
-* ``tavrnn (defaults)``: TAVRNN at the estimator's defaults (``node_features="auto"``, i.e. the unthresholded |STTC|
-  rows; gated attention), 100 epochs, early stopping 50, z = ``--dim``.
-* ``vgrnn``: the same estimator with ``attention=False`` (VGRNN), otherwise identical.
+* ``tavrnn``: TAVRNN at the estimator's defaults with gated attention switched on (``node_features="auto"``, i.e. the
+  unthresholded |STTC| rows), 100 epochs, early stopping 50, z = ``--dim``.
+* ``vgrnn``: the same estimator with ``attention=False`` (VGRNN; since docs/results.md section 8, the estimator's
+  defaults), otherwise identical.
 * ``vgae`` (per window, as before) when listed in ``--methods``.
-* ``tavrnn_distance`` (only when listed): ``decoder="distance"``, GRU untrained (today's defaults; link logits
-  ``r - ||z_i - z_j||^2``: a well needs a region of the latent space, not a direction).
+* ``tavrnn_distance`` (only when listed): ``decoder="distance"``, GRU untrained, gated attention (the defaults of
+  docs/results.md section 7; link logits ``r - ||z_i - z_j||^2``: a well needs a region of the latent space, not a
+  direction).
 * ``tavrnn_fixed_gru`` (only when listed): ``train_recurrence=False`` (the graph GRU kept at its random
   initialisation, as in the published codes) with the inner-product decoder, as measured in docs/results.md
   section 6 (and the inner-product side of section 7).
@@ -60,7 +62,7 @@ DATA = SHARED / "epa_multiwell_plate53"
 
 
 #: Trained methods: name -> (``embed`` method, TAVRNN keyword arguments). The variants pin the settings they were
-#: measured with, whatever today's defaults (GRU untrained, distance decoder).
+#: measured with, whatever today's defaults (GRU untrained, distance decoder, no attention).
 TAVRNN_VARIANTS = {
     "tavrnn": ("tavrnn", {}),
     "vgrnn": ("vgrnn", {}),
@@ -137,8 +139,8 @@ def main() -> None:
 
     seeds = list(range(args.seeds))
     names = {"spectral_clustering": "spectral clustering, unthresholded abs-STTC",
-             "tavrnn": "tavrnn (defaults: abs-STTC rows), k-means",
-             "vgrnn": "vgrnn (attention=False), k-means",
+             "tavrnn": "tavrnn (gated attention; abs-STTC rows), k-means",
+             "vgrnn": "vgrnn (attention=False, the defaults), k-means",
              "tavrnn_fixed_gru": "tavrnn (train_recurrence=False, inner product), k-means",
              "tavrnn_distance": "tavrnn (decoder='distance'), k-means",
              "vgae": "vgae (per window), k-means"}

@@ -111,7 +111,9 @@ def _add_analysis_options(parser: argparse.ArgumentParser, output_help: str) -> 
     model.add_argument("--h-dim", type=_int_at_least_1, help="recurrent state size (default: %(default)s)")
     model.add_argument("--epochs", type=_int_at_least_1, help="training epochs (default: %(default)s)")
     model.add_argument("--attention-window", type=_int_at_least_1, help="attend to the last W windows (default: all)")
-    model.add_argument("--no-attention", dest="attention", action="store_false", help="VGRNN: no temporal attention")
+    model.add_argument("--attention", action=argparse.BooleanOptionalAction,
+                       help="temporal attention over past windows, as in TAVRNN (default: %(default)s, i.e. VGRNN; "
+                            "docs/results.md section 8)")  # fmt: skip
     model.add_argument("--train-recurrence", action="store_true",
                        help="also train the graph GRU's weights (default: kept at their random initialisation, as in "
                             "the published code; docs/results.md section 6)")  # fmt: skip

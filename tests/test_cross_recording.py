@@ -34,7 +34,8 @@ def _recording(n_nodes: int, n_windows: int, modular: bool, seed: int) -> GraphS
 
 
 def _fast(**kwargs) -> TAVRNN:
-    params = dict(z_dim=4, h_dim=16, epochs=12, seed=0, node_features="structural")
+    # attention on: these tests follow its memory across chunks and recordings (the default, off, is "vgrnn" below)
+    params = dict(z_dim=4, h_dim=16, epochs=12, seed=0, node_features="structural", attention=True)
     params.update(kwargs)
     return TAVRNN(**params)
 

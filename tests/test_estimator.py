@@ -31,7 +31,7 @@ def _fast(**kw):
 
 
 def test_fit_transform_shapes_and_fitted_state(small):
-    model = _fast()
+    model = _fast(attention=True)
     assert model.fit(small) is model
     emb = model.transform(small)
     assert emb.shape == (5, 30, 4) and emb.dtype == np.float32
@@ -51,17 +51,17 @@ def test_fit_transform_shapes_and_fitted_state(small):
 
 
 def test_attention_window_and_off(small):
-    model = _fast(attention_window=2).fit(small)
+    model = _fast(attention=True, attention_window=2).fit(small)
     att = model.attention_weights_
     np.testing.assert_allclose(att.sum(1), 1.0, rtol=1e-6)
     assert np.all(np.tril(att, -2) == 0)
-    off = _fast(attention=False).fit(small)
+    off = _fast().fit(small)  # the default: no attention (VGRNN)
     assert off.attention_weights_ is None
     assert not any(k.startswith("attention") for k in off.module_.state_dict())
 
 
 def test_transform_longer_sequence(small):
-    model = _fast().fit(small[:3])
+    model = _fast(attention=True).fit(small[:3])
     emb = model.transform(small)
     assert emb.shape == (5, 30, 4)
     # the recurrence starts from the first window: the first windows agree with the shorter run
@@ -258,9 +258,9 @@ def test_early_stopping(small):
 def test_verbose_progress_bar(small, capsys):
     _fast(verbose=False, epochs=2).fit(small)
     assert "TAVRNN" not in capsys.readouterr().err
-    _fast(verbose=True, epochs=2).fit(small)
+    _fast(verbose=True, epochs=2, attention=True).fit(small)
     assert "training TAVRNN" in capsys.readouterr().err
-    _fast(verbose=True, epochs=2, attention=False).fit(small)
+    _fast(verbose=True, epochs=2).fit(small)
     assert "training VGRNN" in capsys.readouterr().err
 
 

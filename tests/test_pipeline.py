@@ -49,6 +49,9 @@ def test_class_extension_cli_and_options_defaults_agree():
     assert _options_from_args(trained).model.train_recurrence is True
     distance = build_parser().parse_args(["run", "recording.h5", "--decoder", "distance"])
     assert _options_from_args(distance).model.decoder == "distance"
+    for flag, expected in (("--attention", True), ("--no-attention", False)):
+        parsed = build_parser().parse_args(["run", "recording.h5", flag])
+        assert _options_from_args(parsed).model.attention is expected, flag
     assert extension["score_links"] is False and cli["score_links"] is False
 
     connectivity = get_default_analyzer_extension_params("functional_connectivity")

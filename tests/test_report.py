@@ -115,6 +115,19 @@ def test_summary_json_matches_analyzer(report, analyzer):
     assert summary["figures"]["Temporal attention"] == "attention.png"
 
 
+def test_no_attention_figure_without_attention(tmp_path):
+    # the default model (VGRNN) stores the identity: every window attends to itself only, so there is nothing to draw
+    analyzer = make_analyzer(n_windows=4, n_units=5)
+    ext = analyzer.get_extension("tavrnn_embeddings")
+    ext.data["attention_weights"] = np.eye(4, dtype=np.float32)
+    ext.params["attention"] = False
+    write_report(analyzer, tmp_path / "report")
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert "Temporal attention" not in summary["figures"] and not (tmp_path / "report" / "attention.png").exists()
+    assert "state_similarity.png" in summary["figures"].values()
+    assert "Attention is" not in (tmp_path / "report" / "index.html").read_text()
+
+
 def test_refuses_to_overwrite(report, analyzer):
     folder, _ = report
     before = (folder / "index.html").read_bytes()
@@ -188,8 +201,10 @@ def test_report_summary_is_json_safe():
     json.dumps(summary, allow_nan=False)
 
 
-def test_full_pipeline_report(tmp_path):
-    """End to end with the real connectivity and model code (skipped until they are importable)."""
+@pytest.mark.parametrize("attention", [False, True])
+def test_full_pipeline_report(tmp_path, attention):
+    """End to end with the real connectivity and model code; the default model (no attention) has no attention
+    figure."""
     pytest.importorskip("spikeinterface_tavrnn.extensions")
     pytest.importorskip("spikeinterface_tavrnn.connectivity")
     pytest.importorskip("spikeinterface_tavrnn.estimator")
@@ -200,12 +215,15 @@ def test_full_pipeline_report(tmp_path):
     sorting = sc.generate_sorting(num_units=6, durations=[30.0], firing_rates=10.0, seed=0)
     analyzer = create_analyzer_from_spikes(sorting, unit_regions=["a", "a", "b", "b", "c", "c"])
     analyzer.compute("functional_connectivity", method="sttc", window_s=10.0, step_s=10.0, density=0.3)
-    analyzer.compute("tavrnn_embeddings", z_dim=2, h_dim=8, epochs=5, device="cpu")
+    analyzer.compute("tavrnn_embeddings", z_dim=2, h_dim=8, epochs=5, device="cpu", attention=attention)
     index = write_report(analyzer, tmp_path / "report")
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["recording"]["n_units"] == 6
     assert summary["model"]["epochs_run"] == len(analyzer.get_extension("tavrnn_embeddings").get_loss_history())
     for name in ALL_FIGURES:
+        if name == "attention.png" and not attention:
+            assert f'src="{name}"' not in index.read_text() and not (tmp_path / "report" / name).exists()
+            continue
         assert f'src="{name}"' in index.read_text()
         _png_size(tmp_path / "report" / name)
 

@@ -28,12 +28,14 @@ def score_links(
     trained on the reduced graphs (the estimator itself is not changed and need not be fitted).
 
     * Link detection: for each training window, the hidden edges are scored against as many sampled non-edges
-      (pairs without an edge in the full graph) with ``sigmoid(mu_i . mu_j)`` from that window's posterior means.
+      (pairs without an edge in the full graph) with the fitted decoder (:meth:`~spikeinterface_tavrnn.TAVRNN.link_logits`) on that
+      window's posterior means.
     * Link prediction: the recurrence then runs on into the held-out windows (whose graphs the model never
       trained on); each held-out window t's edges are scored against as many sampled non-edges with the prior
       means of ``p(Z_t | H_{t-1})``, which depend on windows < t only.
 
-    AUC and average precision are computed per window (scikit-learn) and averaged over windows.
+    AUC and average precision are computed per window (scikit-learn, on the logits: the same ranking as the link
+    probabilities without their rounding to 0 or 1) and averaged over windows.
 
     Parameters
     ----------
@@ -127,8 +129,8 @@ def score_links(
         pairs = np.concatenate([pos, neg], axis=1)
         logit = helper.link_logits(emb[pairs[0]], emb[pairs[1]])
         label = np.concatenate([np.ones(pos.shape[1]), np.zeros(neg.shape[1])])
-        prob = 1.0 / (1.0 + np.exp(-logit))
-        return float(roc_auc_score(label, prob)), float(average_precision_score(label, prob))
+        # ranks of the logits, not of their sigmoid, which ties pairs whose probability rounds to 0 or 1
+        return float(roc_auc_score(label, logit)), float(average_precision_score(label, logit))
 
     det = np.array([scores(mu[t], hidden[t], non_edges(t, hidden[t].shape[1])) for t in range(n_train)])
     pred = []

@@ -117,7 +117,10 @@ def draw_figures(analyzer, folder: Path, findings, embedding_method: str = "pca"
                 (7.5, 4.6),
                 lambda fig: _widgets.plot_role_change(analyzer, figure=fig, backend="matplotlib"),
             ),
-            (
+        ]
+        attention = embeddings_ext.get_attention_weights()
+        if not np.array_equal(attention, np.eye(len(attention))):  # identity: no attention (VGRNN), nothing to show
+            specs.append((
                 Figure(
                     "attention.png",
                     "Temporal attention",
@@ -128,8 +131,7 @@ def draw_figures(analyzer, folder: Path, findings, embedding_method: str = "pca"
                 ),
                 (6.0, 5.0),
                 lambda fig: _widgets.plot_attention_weights(analyzer, figure=fig, backend="matplotlib"),
-            ),
-        ]
+            ))
     specs += [
         (
             Figure(
