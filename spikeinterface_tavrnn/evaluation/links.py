@@ -28,8 +28,8 @@ def score_links(
     trained on the reduced graphs (the estimator itself is not changed and need not be fitted).
 
     * Link detection: for each training window, the hidden edges are scored against as many sampled non-edges
-      (pairs without an edge in the full graph) with the fitted decoder (:meth:`~spikeinterface_tavrnn.TAVRNN.link_logits`) on that
-      window's posterior means.
+      (pairs without an edge in the full graph) with the fitted decoder
+      (:meth:`~spikeinterface_tavrnn.TAVRNN.link_logits`) on that window's posterior means.
     * Link prediction: the recurrence then runs on into the held-out windows (whose graphs the model never
       trained on); each held-out window t's edges are scored against as many sampled non-edges with the prior
       means of ``p(Z_t | H_{t-1})``, which depend on windows < t only.
