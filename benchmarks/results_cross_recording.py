@@ -17,6 +17,8 @@ Compared in the same run, with the same classifier and splits:
 * ``VGRNN shared``: the same without attention (``attention=False`` pinned);
 * ``TAVRNN shared, gated attention`` (only with ``--models``): the defaults with ``attention=True`` (the gated
   attention the first rows of ``TAVRNN shared`` were measured with);
+* ``VGRNN shared, edge weights`` / ``VGRNN shared, no edge weights`` (only with ``--models``): ``VGRNN shared``
+  with ``use_edge_weight`` pinned (True: the defaults since docs/results.md section 9; False: those of sections 7-8);
 * ``input features (no model)``: the summary of the model's own input, its 12 structural features (degree,
   clustering, |STTC| profile, firing rate): what the inputs already tell;
 * ``TAVRNN shared + input features``: both summaries side by side (do the embeddings add anything to their input?);
@@ -55,6 +57,8 @@ MODELS = {
     "TAVRNN shared": {},
     "VGRNN shared": {"attention": False},
     "TAVRNN shared, gated attention": {"attention": True},
+    "VGRNN shared, edge weights": {"attention": False, "use_edge_weight": True},
+    "VGRNN shared, no edge weights": {"attention": False, "use_edge_weight": False},
     "TAVRNN shared, 1 epoch": {},
     # variants pin the settings they were measured with, whatever today's defaults
     "TAVRNN shared, GRU untrained": {"attention": True, "train_recurrence": False, "decoder": "inner_product"},

@@ -15,7 +15,8 @@ Rows, all from the same run:
 * Trained models, ``--seeds`` seeds each: TAVRNN at the estimator's defaults with gated attention switched on
   (``node_features="auto"``, i.e. the unthresholded |r| rows), TAVRNN with per-window firing rates as an extra node
   feature column (|r| rows next to each unit's log(1 + rate), z-scored per unit over windows), VGRNN
-  (``attention=False``: since docs/results.md section 8, the estimator's defaults) and per-window VGAE.
+  (``attention=False``: since docs/results.md section 8, the estimator's defaults) and per-window VGAE; with
+  ``--models``, ``vgrnn_weighted`` / ``vgrnn_unweighted`` pin ``use_edge_weight`` (True since section 9).
 * For each TAVRNN-family model, :func:`~spikeinterface_tavrnn.evaluation.decode_against_baselines` on the same splits:
   embeddings alone (flat), firing rates alone (log(1 + rate)), raw connectivity (upper triangle of every window's
   Pearson matrix, 465 features), and embeddings + rates concatenated; its gain null permutes the embeddings' windows.
@@ -216,6 +217,10 @@ def main() -> None:
                                             **model), True),
         "vgrnn": ("vgrnn (attention=False, the defaults)", "abs-r rows",
                   lambda s: embed(graphs, "vgrnn", seed=s, **model), True),
+        "vgrnn_weighted": ("vgrnn (use_edge_weight=True)", "abs-r rows",
+                           lambda s: embed(graphs, "vgrnn", seed=s, use_edge_weight=True, **model), True),
+        "vgrnn_unweighted": ("vgrnn (use_edge_weight=False)", "abs-r rows",
+                             lambda s: embed(graphs, "vgrnn", seed=s, use_edge_weight=False, **model), True),
         "vgae": ("vgae (per window)", "abs-r rows",
                  lambda s: embed(graphs, "vgae", seed=s, epochs=args.vgae_epochs, num_threads=args.threads), False),
     }

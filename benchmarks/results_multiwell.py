@@ -21,6 +21,9 @@ Methods, each over the same ``--seeds`` seeds:
 * ``tavrnn_distance`` (only when listed): ``decoder="distance"``, GRU untrained, gated attention (the defaults of
   docs/results.md section 7; link logits ``r - ||z_i - z_j||^2``: a well needs a region of the latent space, not a
   direction).
+* ``vgrnn_weighted`` / ``vgrnn_unweighted`` (only when listed): ``vgrnn`` with ``use_edge_weight=True`` (the GCN
+  normalisation weighs each edge by its |STTC|; the defaults since docs/results.md section 9) / ``False`` (binary
+  graphs, the defaults of sections 7 and 8).
 * ``tavrnn_fixed_gru`` (only when listed): ``train_recurrence=False`` (the graph GRU kept at its random
   initialisation, as in the published codes) with the inner-product decoder, as measured in docs/results.md
   section 6 (and the inner-product side of section 7).
@@ -68,6 +71,8 @@ TAVRNN_VARIANTS = {
     "vgrnn": ("vgrnn", {}),
     "tavrnn_fixed_gru": ("tavrnn", {"train_recurrence": False, "decoder": "inner_product"}),
     "tavrnn_distance": ("tavrnn", {"train_recurrence": False, "decoder": "distance"}),
+    "vgrnn_weighted": ("vgrnn", {"use_edge_weight": True}),
+    "vgrnn_unweighted": ("vgrnn", {"use_edge_weight": False}),
 }
 
 
@@ -143,6 +148,8 @@ def main() -> None:
              "vgrnn": "vgrnn (attention=False, the defaults), k-means",
              "tavrnn_fixed_gru": "tavrnn (train_recurrence=False, inner product), k-means",
              "tavrnn_distance": "tavrnn (decoder='distance'), k-means",
+             "vgrnn_weighted": "vgrnn (use_edge_weight=True), k-means",
+             "vgrnn_unweighted": "vgrnn (use_edge_weight=False), k-means",
              "vgae": "vgae (per window), k-means"}
     post_hoc = " [post hoc: unit-length embeddings]"
     raw: dict = {}

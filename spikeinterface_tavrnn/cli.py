@@ -114,6 +114,9 @@ def _add_analysis_options(parser: argparse.ArgumentParser, output_help: str) -> 
     model.add_argument("--attention", action=argparse.BooleanOptionalAction,
                        help="temporal attention over past windows, as in TAVRNN (default: %(default)s, i.e. VGRNN; "
                             "docs/results.md section 8)")  # fmt: skip
+    model.add_argument("--edge-weight", dest="use_edge_weight", action=argparse.BooleanOptionalAction,
+                       help="weigh edges by |connectivity| in the GCN (default: %(default)s; --no-edge-weight: binary "
+                            "graphs, as published; docs/results.md section 9)")  # fmt: skip
     model.add_argument("--train-recurrence", action="store_true",
                        help="also train the graph GRU's weights (default: kept at their random initialisation, as in "
                             "the published code; docs/results.md section 6)")  # fmt: skip

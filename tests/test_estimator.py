@@ -60,6 +60,22 @@ def test_attention_window_and_off(small):
     assert not any(k.startswith("attention") for k in off.module_.state_dict())
 
 
+def test_edge_weights_are_used_by_default_and_change_nothing_on_binary_graphs(small):
+    from spikeinterface_tavrnn.graphs import GraphSequence
+
+    binary = [_fast(use_edge_weight=w).fit(small).transform(small) for w in (True, False)]
+    np.testing.assert_array_equal(binary[0], binary[1])  # weights of 1: the same normalisation, bit for bit
+    rng = np.random.default_rng(0)
+    strength = rng.uniform(0.05, 1.0, (small.num_nodes, small.num_nodes))
+    strength = strength + strength.T  # symmetric: both directions of an edge carry one weight
+    weights = [strength[small.edge_index(t)[0], small.edge_index(t)[1]] for t in range(len(small))]
+    weighted = GraphSequence([small.edge_index(t) for t in range(len(small))], small.num_nodes, edge_weights=weights)
+    default, on, off = (m.fit(weighted).transform(weighted) for m in (_fast(), _fast(use_edge_weight=True),
+                                                                       _fast(use_edge_weight=False)))  # fmt: skip
+    np.testing.assert_array_equal(default, on)
+    assert not np.allclose(default, off)
+
+
 def test_transform_longer_sequence(small):
     model = _fast(attention=True).fit(small[:3])
     emb = model.transform(small)

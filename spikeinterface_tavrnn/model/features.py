@@ -190,7 +190,7 @@ def prepare_sequence(
         if use_edge_weight and w.numel() and float(w.min()) < 0:
             raise ValueError(
                 f"window {t} has negative edge weights; GCN normalisation needs non-negative weights. "
-                "Use use_edge_weight=False, or absolute values."
+                "Use use_edge_weight=False (binary graphs), or absolute values (to_graphs(absolute=True))."
             )
         if wired_history_node:
             hub = torch.full((n,), n, dtype=torch.long)
