@@ -118,8 +118,7 @@ def draw_figures(analyzer, folder: Path, findings, embedding_method: str = "pca"
                 lambda fig: _widgets.plot_role_change(analyzer, figure=fig, backend="matplotlib"),
             ),
         ]
-        attention = embeddings_ext.get_attention_weights()
-        if not np.array_equal(attention, np.eye(len(attention))):  # identity: no attention (VGRNN), nothing to show
+        if findings.numbers.get("attention") is not None:  # None: no window attends beyond itself (VGRNN)
             specs.append((
                 Figure(
                     "attention.png",
