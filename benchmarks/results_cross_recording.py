@@ -19,6 +19,8 @@ Compared in the same run, with the same classifier and splits:
   attention the first rows of ``TAVRNN shared`` were measured with);
 * ``VGRNN shared, edge weights`` / ``VGRNN shared, no edge weights`` (only with ``--models``): ``VGRNN shared``
   with ``use_edge_weight`` pinned (True: the defaults since docs/results.md section 9; False: those of sections 7-8);
+* ``VGRNN shared, edge dropout`` / ``VGRNN shared, no edge dropout`` (only with ``--models``): ``VGRNN shared``
+  with ``edge_dropout`` pinned (0.2: the defaults since docs/results.md section 10; 0: those of sections 7-9);
 * ``input features (no model)``: the summary of the model's own input, its 12 structural features (degree,
   clustering, |STTC| profile, firing rate): what the inputs already tell;
 * ``TAVRNN shared + input features``: both summaries side by side (do the embeddings add anything to their input?);
@@ -57,12 +59,16 @@ MODELS = {
     "TAVRNN shared": {},
     "VGRNN shared": {"attention": False},
     "TAVRNN shared, gated attention": {"attention": True},
-    "VGRNN shared, edge weights": {"attention": False, "use_edge_weight": True},
-    "VGRNN shared, no edge weights": {"attention": False, "use_edge_weight": False},
+    "VGRNN shared, edge weights": {"attention": False, "use_edge_weight": True, "edge_dropout": 0.0},
+    "VGRNN shared, no edge weights": {"attention": False, "use_edge_weight": False, "edge_dropout": 0.0},
+    "VGRNN shared, edge dropout": {"attention": False, "edge_dropout": 0.2},
+    "VGRNN shared, no edge dropout": {"attention": False, "edge_dropout": 0.0},
     "TAVRNN shared, 1 epoch": {},
     # variants pin the settings they were measured with, whatever today's defaults
-    "TAVRNN shared, GRU untrained": {"attention": True, "train_recurrence": False, "decoder": "inner_product"},
-    "TAVRNN shared, distance decoder": {"attention": True, "decoder": "distance", "train_recurrence": False},
+    "TAVRNN shared, GRU untrained": {"attention": True, "train_recurrence": False, "decoder": "inner_product",
+                                     "edge_dropout": 0.0},
+    "TAVRNN shared, distance decoder": {"attention": True, "decoder": "distance", "train_recurrence": False,
+                                        "edge_dropout": 0.0},
 }
 
 

@@ -16,7 +16,8 @@ Rows, all from the same run:
   (``node_features="auto"``, i.e. the unthresholded |r| rows), TAVRNN with per-window firing rates as an extra node
   feature column (|r| rows next to each unit's log(1 + rate), z-scored per unit over windows), VGRNN
   (``attention=False``: since docs/results.md section 8, the estimator's defaults) and per-window VGAE; with
-  ``--models``, ``vgrnn_weighted`` / ``vgrnn_unweighted`` pin ``use_edge_weight`` (True since section 9).
+  ``--models``, ``vgrnn_weighted`` / ``vgrnn_unweighted`` pin ``use_edge_weight`` (True since section 9) and
+  ``vgrnn_dropout`` / ``vgrnn_no_dropout`` pin ``edge_dropout`` (0.2 since section 10).
 * For each TAVRNN-family model, :func:`~spikeinterface_tavrnn.evaluation.decode_against_baselines` on the same splits:
   embeddings alone (flat), firing rates alone (log(1 + rate)), raw connectivity (upper triangle of every window's
   Pearson matrix, 465 features), and embeddings + rates concatenated; its gain null permutes the embeddings' windows.
@@ -211,16 +212,22 @@ def main() -> None:
         # variants pin the settings they were measured with, whatever today's defaults
         "tavrnn_fixed_gru": ("tavrnn (train_recurrence=False, inner product)", "abs-r rows",
                              lambda s: embed(graphs, "tavrnn", seed=s, train_recurrence=False,
-                                             decoder="inner_product", **model), True),
+                                             decoder="inner_product", edge_dropout=0.0, **model), True),
         "tavrnn_distance": ("tavrnn (decoder='distance')", "abs-r rows",
                             lambda s: embed(graphs, "tavrnn", seed=s, decoder="distance", train_recurrence=False,
-                                            **model), True),
+                                            edge_dropout=0.0, **model), True),
         "vgrnn": ("vgrnn (attention=False, the defaults)", "abs-r rows",
                   lambda s: embed(graphs, "vgrnn", seed=s, **model), True),
         "vgrnn_weighted": ("vgrnn (use_edge_weight=True)", "abs-r rows",
-                           lambda s: embed(graphs, "vgrnn", seed=s, use_edge_weight=True, **model), True),
+                           lambda s: embed(graphs, "vgrnn", seed=s, use_edge_weight=True, edge_dropout=0.0,
+                                                 **model), True),
         "vgrnn_unweighted": ("vgrnn (use_edge_weight=False)", "abs-r rows",
-                             lambda s: embed(graphs, "vgrnn", seed=s, use_edge_weight=False, **model), True),
+                             lambda s: embed(graphs, "vgrnn", seed=s, use_edge_weight=False, edge_dropout=0.0,
+                                                 **model), True),
+        "vgrnn_dropout": ("vgrnn (edge_dropout=0.2)", "abs-r rows",
+                          lambda s: embed(graphs, "vgrnn", seed=s, edge_dropout=0.2, **model), True),
+        "vgrnn_no_dropout": ("vgrnn (edge_dropout=0)", "abs-r rows",
+                             lambda s: embed(graphs, "vgrnn", seed=s, edge_dropout=0.0, **model), True),
         "vgae": ("vgae (per window)", "abs-r rows",
                  lambda s: embed(graphs, "vgae", seed=s, epochs=args.vgae_epochs, num_threads=args.threads), False),
     }

@@ -24,6 +24,9 @@ Methods, each over the same ``--seeds`` seeds:
 * ``vgrnn_weighted`` / ``vgrnn_unweighted`` (only when listed): ``vgrnn`` with ``use_edge_weight=True`` (the GCN
   normalisation weighs each edge by its |STTC|; the defaults since docs/results.md section 9) / ``False`` (binary
   graphs, the defaults of sections 7 and 8).
+* ``vgrnn_dropout`` / ``vgrnn_no_dropout`` (only when listed): ``vgrnn`` with ``edge_dropout=0.2`` (each edge left out
+  of the propagated graph with probability 0.2 at every training step; the defaults since docs/results.md section
+  10) / ``0`` (whole graphs, the defaults of sections 7-9).
 * ``tavrnn_fixed_gru`` (only when listed): ``train_recurrence=False`` (the graph GRU kept at its random
   initialisation, as in the published codes) with the inner-product decoder, as measured in docs/results.md
   section 6 (and the inner-product side of section 7).
@@ -69,10 +72,12 @@ DATA = SHARED / "epa_multiwell_plate53"
 TAVRNN_VARIANTS = {
     "tavrnn": ("tavrnn", {}),
     "vgrnn": ("vgrnn", {}),
-    "tavrnn_fixed_gru": ("tavrnn", {"train_recurrence": False, "decoder": "inner_product"}),
-    "tavrnn_distance": ("tavrnn", {"train_recurrence": False, "decoder": "distance"}),
-    "vgrnn_weighted": ("vgrnn", {"use_edge_weight": True}),
-    "vgrnn_unweighted": ("vgrnn", {"use_edge_weight": False}),
+    "tavrnn_fixed_gru": ("tavrnn", {"train_recurrence": False, "decoder": "inner_product", "edge_dropout": 0.0}),
+    "tavrnn_distance": ("tavrnn", {"train_recurrence": False, "decoder": "distance", "edge_dropout": 0.0}),
+    "vgrnn_weighted": ("vgrnn", {"use_edge_weight": True, "edge_dropout": 0.0}),
+    "vgrnn_unweighted": ("vgrnn", {"use_edge_weight": False, "edge_dropout": 0.0}),
+    "vgrnn_dropout": ("vgrnn", {"edge_dropout": 0.2}),
+    "vgrnn_no_dropout": ("vgrnn", {"edge_dropout": 0.0}),
 }
 
 
@@ -150,6 +155,8 @@ def main() -> None:
              "tavrnn_distance": "tavrnn (decoder='distance'), k-means",
              "vgrnn_weighted": "vgrnn (use_edge_weight=True), k-means",
              "vgrnn_unweighted": "vgrnn (use_edge_weight=False), k-means",
+             "vgrnn_dropout": "vgrnn (edge_dropout=0.2), k-means",
+             "vgrnn_no_dropout": "vgrnn (edge_dropout=0), k-means",
              "vgae": "vgae (per window), k-means"}
     post_hoc = " [post hoc: unit-length embeddings]"
     raw: dict = {}

@@ -65,6 +65,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _dropout(text: str) -> float:
+    value = _finite_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), got {text}")
+    return value
+
+
 def _finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -117,6 +124,9 @@ def _add_analysis_options(parser: argparse.ArgumentParser, output_help: str) -> 
     model.add_argument("--edge-weight", dest="use_edge_weight", action=argparse.BooleanOptionalAction,
                        help="weigh edges by |connectivity| in the GCN (default: %(default)s; --no-edge-weight: binary "
                             "graphs, as published; docs/results.md section 9)")  # fmt: skip
+    model.add_argument("--edge-dropout", type=_dropout,
+                       help="while training, leave each edge out of the propagated graph with this probability "
+                            "(default: %(default)s; 0: whole graphs, as published; docs/results.md section 10)")  # fmt: skip
     model.add_argument("--train-recurrence", action="store_true",
                        help="also train the graph GRU's weights (default: kept at their random initialisation, as in "
                             "the published code; docs/results.md section 6)")  # fmt: skip

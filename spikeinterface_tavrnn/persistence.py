@@ -100,6 +100,7 @@ def from_state(
         ctor = dict(params["params"])
         ctor.setdefault("train_recurrence", True)  # files written before the option trained the recurrence
         ctor.setdefault("decoder", "inner_product")  # files written before the option used the inner product
+        ctor.setdefault("edge_dropout", 0.0)  # files written before the option trained on whole graphs
         fitted = params["fitted"]
         if ctor.get("node_features") == "array":
             ctor["node_features"] = np.asarray(arrays["node_features"])

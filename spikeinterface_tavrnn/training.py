@@ -8,13 +8,14 @@ after the preset); everything here reads that configuration only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from .edge_dropout import EdgeDropout
 from .errors import TavrnnInputError
 from .graphs import GraphSequence
 from .model.features import PreparedSequence, prepare_sequence, resolve_feature_kind
@@ -253,22 +254,25 @@ class Trainer:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
         length = cfg["bptt_windows"]
-        self.chunks, self.samplers = [], []
+        self.chunks, self.samplers, self.dropouts = [], [], []
+        edge_dropout = float(cfg["edge_dropout"])
         for r, prepared in enumerate(self.prepared):
             step = int(length) if length is not None else prepared.n_windows
             chunks = [prepared.chunk(a, min(a + step, prepared.n_windows)) for a in range(0, prepared.n_windows, step)]
             self.chunks.append(chunks)
-            samplers = []
+            samplers, dropouts = [], []
             for c, chunk in enumerate(chunks):
+                # the first chunk of the first recording keeps the run's seed (a single untruncated fit is unchanged)
+                sub_seed = seed if r == c == 0 else int(np.random.SeedSequence([seed, r, c]).generate_state(1)[0])
+                dropouts.append(EdgeDropout(chunk.adjacency, edge_dropout, sub_seed) if edge_dropout > 0 else None)
                 if self.modes[r] != "sampled":
                     samplers.append(None)
                     continue
-                # the first chunk of the first recording keeps the run's seed (a single untruncated fit is unchanged)
-                sub_seed = seed if r == c == 0 else int(np.random.SeedSequence([seed, r, c]).generate_state(1)[0])
                 samplers.append(
                     NegativeSampler(chunk.edge_index_with_loops, chunk.n_total, cfg["negative_ratio"], sub_seed)
                 )
             self.samplers.append(samplers)
+            self.dropouts.append(dropouts)
         self.order_rng = np.random.default_rng(seed)
         self.per_step = int(cfg["recordings_per_step"])
         # the fused implementation updates every parameter in one kernel (CPU and CUDA)
@@ -288,6 +292,9 @@ class Trainer:
         state, total = None, 0.0
         chunks = self.chunks[r]
         for c, chunk in enumerate(chunks):
+            dropout = self.dropouts[r][c]
+            if dropout is not None:  # the target (positives) stays whole; only the propagated graph is thinned
+                chunk = replace(chunk, adjacency=dropout.sample())
             out = self.module(chunk, sample=True, generator=self.generator, state=state)
             sampler = self.samplers[r][c]
             negatives = sampler.sample() if sampler is not None else None

@@ -226,7 +226,8 @@ def test_distance_decoder_keeps_more_groups_apart_than_the_inner_product(tmp_pat
         model = TAVRNN(z_dim=3, epochs=200, early_stopping=None, seed=0, decoder=decoder).fit(graphs)
         aris[decoder] = _ari_per_window(model.transform(graphs), labels, 12)
     print("12 communities, z 3: ARI per window", {k: np.round(v, 3) for k, v in aris.items()})
-    assert min(aris["distance"]) >= 0.95 and max(aris["inner_product"]) < 0.95, aris
+    assert min(aris["distance"]) >= 0.95 and np.mean(aris["inner_product"]) < 0.95, aris
+    assert all(d > i for d, i in zip(aris["distance"], aris["inner_product"])), aris
     # the fitted decoder scores links: within a community far above across communities
     mu = model.transform(graphs)[3]
     same = labels[3][:, None] == labels[3][None, :]
@@ -465,6 +466,7 @@ def test_saved_models_of_earlier_versions_load(name):
     model = TAVRNN.load(data / f"model_{name}.npz", device="cpu")
     assert model.get_params()["train_recurrence"] is True  # they were trained before the option existed
     assert model.get_params()["decoder"] == "inner_product"
+    assert model.get_params()["edge_dropout"] == 0.0  # nor did they drop edges
     np.testing.assert_allclose(model.transform(graphs), expected["embeddings"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.prior_means(graphs), expected["prior_means"], rtol=1e-5, atol=1e-6)
     attention = model.attention_weights(graphs)

@@ -41,7 +41,8 @@ def test_class_extension_cli_and_options_defaults_agree():
         if name in cli:
             assert cli[name] == default, name
     cli_model_flags = {"z_dim", "h_dim", "epochs", "attention", "attention_window", "node_features", "reconstruction",
-                       "bptt_windows", "preset", "device", "seed", "train_recurrence", "decoder"}  # fmt: skip
+                       "bptt_windows", "preset", "device", "seed", "train_recurrence", "decoder", "edge_dropout",
+                       "use_edge_weight"}  # fmt: skip
     assert cli_model_flags <= set(cli) and cli_model_flags <= set(model)
     from spikeinterface_tavrnn.cli import _options_from_args
 
@@ -49,6 +50,10 @@ def test_class_extension_cli_and_options_defaults_agree():
     assert _options_from_args(trained).model.train_recurrence is True
     distance = build_parser().parse_args(["run", "recording.h5", "--decoder", "distance"])
     assert _options_from_args(distance).model.decoder == "distance"
+    no_dropout = build_parser().parse_args(["run", "recording.h5", "--edge-dropout", "0"])
+    assert _options_from_args(no_dropout).model.edge_dropout == 0.0
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "recording.h5", "--edge-dropout", "1"])
     for flag, expected in (("--attention", True), ("--no-attention", False)):
         parsed = build_parser().parse_args(["run", "recording.h5", flag])
         assert _options_from_args(parsed).model.attention is expected, flag

@@ -1,0 +1,83 @@
+"""Edge dropout (DropEdge; Rong et al., ICLR 2020) on the graphs the model propagates over while it trains.
+
+At every training step each undirected edge of every window is left out of the encoder's, prior's and recurrence's
+graph with probability ``p`` (both directions together) and the window's GCN normalisation is recomputed from the
+edges kept; the reconstruction target keeps every edge. The model is thereby trained as a denoising graph
+auto-encoder: a node has to be placed where its edges point even when some of them are hidden, instead of being
+pushed away from every node when it looks isolated (docs/results.md, section 10). Embeddings (``transform``) always
+use the whole graph.
+
+The sparsity pattern of each window is kept: a dropped edge becomes a zero entry of the same row-sorted matrix, so
+PyG's cached CSR form is reused and a step costs a few element-wise operations per edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .model.graph_conv import SymmetricAdjacency
+
+__all__ = ["EdgeDropout"]
+
+
+class EdgeDropout:
+    """Draw thinned, renormalised copies of a sequence's adjacencies, reproducibly.
+
+    Parameters
+    ----------
+    adjacency : list of SymmetricAdjacency
+        Per window, the GCN-normalised adjacency ``D^-1/2 (A + I) D^-1/2`` (as built by
+        :func:`~spikeinterface_tavrnn.model.graph_conv.normalized_adjacency`, with its scaling).
+    p : float
+        Probability that an undirected edge is left out at a step, in [0, 1).
+    seed : int
+        Seed of the dropout's own generator (the model's sampling keeps its own stream).
+    """
+
+    def __init__(self, adjacency: list[SymmetricAdjacency], p: float, seed: int):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"edge dropout must be in [0, 1), got {p!r}.")
+        self.p = float(p)
+        device = adjacency[0].index.device if adjacency else torch.device("cpu")
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(int(np.random.SeedSequence([seed, 0xED6E]).generate_state(1)[0]))
+        # all windows' entries in one flat array, so that a step is a few operations whatever the number of windows
+        self._indices, values, rows, pairs, self._sizes = [], [], [], [], []
+        self._n_nodes = adjacency[0].num_nodes if adjacency else 0
+        n_pairs = 0
+        for t, matrix in enumerate(adjacency):
+            index = matrix.index.as_subclass(Tensor)
+            row, col = index[0], index[1]
+            n = matrix.num_nodes
+            values.append(matrix.values if matrix.values is not None else torch.ones(row.numel(), device=device))
+            # one id per undirected pair, shared by (i, j) and (j, i), so both directions are kept or dropped together;
+            # self-loops get id -1 and are always kept
+            _, pair = torch.unique(torch.minimum(row, col) * n + torch.maximum(row, col), return_inverse=True)
+            pairs.append(torch.where(row == col, -1, pair + n_pairs))
+            n_pairs += int(pair.max()) + 1 if pair.numel() else 0
+            rows.append(row + t * n)
+            self._indices.append(matrix.index)
+            self._sizes.append(row.numel())
+        self._n_pairs = n_pairs
+        self._values = torch.cat(values) if values else torch.zeros(0)
+        self._rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
+        self._pairs = torch.cat(pairs) if pairs else torch.zeros(0, dtype=torch.long)
+
+    def sample(self) -> list[SymmetricAdjacency]:
+        """One thinned copy of every window: kept entries keep their value, the self-loops are always kept, and
+        the scaling ``D^-1/2`` is that of the edges kept."""
+        device = self._values.device
+        keep = torch.rand(self._n_pairs, generator=self.generator, device=device) >= self.p
+        keep = torch.cat([keep, torch.ones(1, dtype=torch.bool, device=device)])  # index -1: the self-loops
+        kept = torch.where(keep[self._pairs], self._values, torch.zeros_like(self._values))
+        n_windows = len(self._indices)
+        degree = torch.zeros(n_windows * self._n_nodes, dtype=kept.dtype, device=kept.device)
+        scale = degree.index_add_(0, self._rows, kept).pow(-0.5)
+        scale.masked_fill_(torch.isinf(scale), 0.0)
+        scale = scale.view(n_windows, self._n_nodes, 1)
+        return [
+            SymmetricAdjacency(index, values, scale[t])
+            for t, (index, values) in enumerate(zip(self._indices, kept.split(self._sizes)))
+        ]
