@@ -15,6 +15,9 @@ of a dense unthresholded |connectivity|-like matrix, as the published DishBrain 
 * ``dishbrain_36000``: ~36,000 edges per window; target <= 2.2 x matmul (published code ~2.1 s).
 * ``parity_2700``: as ``dishbrain_2700`` with ``preset="parity"`` (published attention, wired history node).
 * ``vgrnn_2700``: as ``dishbrain_2700`` with ``attention=False`` (VGRNN, the paper's ablation).
+* ``no_dropout_2700`` / ``no_dropout_36000``: as ``dishbrain_2700`` / ``dishbrain_36000`` with ``edge_dropout=0``
+  (whole graphs; the defaults train with edge dropout 0.2, which on these binary graphs also moves the sparse
+  products to PyG's weighted path).
 * ``sparsefeat_2700``: as ``dishbrain_2700`` with ``node_features="adjacency"`` (rows of the thresholded weighted
   graph, kept sparse) instead of the dense unthresholded rows.
 * ``sampled_4096``: 4,096 nodes, 20 windows, sampled reconstruction, sparse adjacency features; target <= 2 GB peak.
@@ -66,6 +69,8 @@ CASES = {
     "parity_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="dense", params={"preset": "parity"}),
     "vgrnn_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="dense", params={"attention": False}),
     "sparsefeat_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="adjacency", params={}),
+    "no_dropout_2700": dict(n_nodes=900, n_windows=19, n_edges=2700, features="dense", params={"edge_dropout": 0.0}),
+    "no_dropout_36000": dict(n_nodes=900, n_windows=19, n_edges=36000, features="dense", params={"edge_dropout": 0.0}),
     "sampled_4096": dict(
         n_nodes=4096, n_windows=20, n_edges=12288, features="adjacency", params={"reconstruction": "sampled"}
     ),

@@ -17,7 +17,8 @@ Rows, all from the same run:
   feature column (|r| rows next to each unit's log(1 + rate), z-scored per unit over windows), VGRNN
   (``attention=False``: since docs/results.md section 8, the estimator's defaults) and per-window VGAE; with
   ``--models``, ``vgrnn_weighted`` / ``vgrnn_unweighted`` pin ``use_edge_weight`` (True since section 9) and
-  ``vgrnn_dropout`` / ``vgrnn_no_dropout`` pin ``edge_dropout`` (0.2 since section 10).
+  ``vgrnn_dropout`` / ``vgrnn_no_dropout`` pin ``edge_dropout`` (0.2 since section 10); ``vgrnn_rates`` is the
+  defaults with the rate column.
 * For each TAVRNN-family model, :func:`~spikeinterface_tavrnn.evaluation.decode_against_baselines` on the same splits:
   embeddings alone (flat), firing rates alone (log(1 + rate)), raw connectivity (upper triangle of every window's
   Pearson matrix, 465 features), and embeddings + rates concatenated; its gain null permutes the embeddings' windows.
@@ -224,6 +225,8 @@ def main() -> None:
         "vgrnn_unweighted": ("vgrnn (use_edge_weight=False)", "abs-r rows",
                              lambda s: embed(graphs, "vgrnn", seed=s, use_edge_weight=False, edge_dropout=0.0,
                                                  **model), True),
+        "vgrnn_rates": ("vgrnn (attention=False, the defaults)", "abs-r rows, rate column",
+                        lambda s: embed(graphs, "vgrnn", seed=s, node_features=rate_features, **model), True),
         "vgrnn_dropout": ("vgrnn (edge_dropout=0.2)", "abs-r rows",
                           lambda s: embed(graphs, "vgrnn", seed=s, edge_dropout=0.2, **model), True),
         "vgrnn_no_dropout": ("vgrnn (edge_dropout=0)", "abs-r rows",
