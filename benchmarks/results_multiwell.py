@@ -40,8 +40,12 @@ Also reported: ``within-well edge precision``, the fraction of graph edges that 
 and for each embedding method the mean number per window of *well collisions*: pairs of wells whose centroid
 directions have cosine > 0.98 (two wells packed into nearly one direction of the latent space).
 
-Cost cuts that do not change the protocol's meaning: k-means with ``--n-init`` (3) restarts instead of 10 (on a DIV 14
-embedding: ARI 0.990 with 3, 0.986 with 10, at a fifth of the time), and ``--permutations`` (20) node-label
+k-means runs ``--n-init`` restarts per window, by default those of
+:func:`~spikeinterface_tavrnn.evaluation.cluster_nodes` (10, as many as ``SpectralClustering`` runs on its spectral
+embedding). Until docs/results.md section 10 the protocol cut them to 3 to save time (on one DIV 14 embedding: ARI
+0.990 with 3, 0.986 with 10); across 10 seeds that cut cost the embeddings 0.002-0.003 ARI at DIV 9, which decides
+the comparison with spectral clustering there, so the package's own default is used again (the earlier tables say
+which they used). Cost cut that does not change the protocol's meaning: ``--permutations`` (20) node-label
 permutations (p floor 1 / 21 = 0.048; every method was at the floor with 50 before). Results are rewritten after every
 method and DIV, so a run stopped early keeps what it finished.
 
@@ -119,6 +123,9 @@ def well_collisions(embeddings: np.ndarray, wells: np.ndarray, cosine: float = 0
 
 
 def main() -> None:
+    from spikeinterface_tavrnn.defaults import signature_defaults
+    from spikeinterface_tavrnn.evaluation import cluster_nodes
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=100, help="TAVRNN epochs (early stopping patience 50)")
@@ -128,7 +135,8 @@ def main() -> None:
     parser.add_argument("--min-spikes", type=int, default=50)
     parser.add_argument("--dim", type=int, default=8)
     parser.add_argument("--permutations", type=int, default=20)
-    parser.add_argument("--n-init", type=int, default=3, help="k-means restarts per window")
+    parser.add_argument("--n-init", type=int, default=signature_defaults(cluster_nodes)["n_init"],
+                        help="k-means restarts per window (default: cluster_nodes', %(default)s)")
     parser.add_argument("--methods", nargs="+", default=["spectral_clustering", "tavrnn", "vgrnn", "vgae"],
                         help="methods, in the order they run")
     parser.add_argument("--threads", type=int, default=1)
