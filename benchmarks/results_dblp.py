@@ -80,6 +80,12 @@ MODELS = {
         "train_recurrence": False,
         "edge_dropout": 0.2,
     },
+    "defaults, edge_dropout=0.2, attention": {
+        "attention": True,
+        "decoder": "distance",
+        "train_recurrence": False,
+        "edge_dropout": 0.2,
+    },
 }
 for _params in MODELS.values():  # the rows measured before edge dropout existed trained on whole graphs
     _params.setdefault("edge_dropout", 0.0)
@@ -217,6 +223,7 @@ PAIRS = [
     ("defaults, edge_dropout=0.2", "defaults, kl_weight=10"),
     ("defaults, edge_dropout=0.2", "attention=False, GRU untrained"),
     ("defaults, edge_dropout=0.2", "edge history"),
+    ("defaults, edge_dropout=0.2, attention", "defaults, edge_dropout=0.2"),
 ]
 
 
