@@ -34,9 +34,12 @@ class EdgeDropout:
         Probability that an undirected edge is left out at a step, in [0, 1).
     seed : int
         Seed of the dropout's own generator (the model's sampling keeps its own stream).
+    keep_node : int or None, default: None
+        A node whose edges are never dropped: the published history node, which the model wires to every node
+        (it is the model's, not the recording's).
     """
 
-    def __init__(self, adjacency: list[SymmetricAdjacency], p: float, seed: int):
+    def __init__(self, adjacency: list[SymmetricAdjacency], p: float, seed: int, keep_node: int | None = None):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"edge dropout must be in [0, 1), got {p!r}.")
         self.p = float(p)
@@ -53,9 +56,12 @@ class EdgeDropout:
             n = matrix.num_nodes
             values.append(matrix.values if matrix.values is not None else torch.ones(row.numel(), device=device))
             # one id per undirected pair, shared by (i, j) and (j, i), so both directions are kept or dropped together;
-            # self-loops get id -1 and are always kept
+            # self-loops (and the kept node's edges) get id -1 and are always kept
             _, pair = torch.unique(torch.minimum(row, col) * n + torch.maximum(row, col), return_inverse=True)
-            pairs.append(torch.where(row == col, -1, pair + n_pairs))
+            always = row == col
+            if keep_node is not None:
+                always = always | (row == keep_node) | (col == keep_node)
+            pairs.append(torch.where(always, -1, pair + n_pairs))
             n_pairs += int(pair.max()) + 1 if pair.numel() else 0
             rows.append(row + t * n)
             self._indices.append(matrix.index)
@@ -66,8 +72,8 @@ class EdgeDropout:
         self._pairs = torch.cat(pairs) if pairs else torch.zeros(0, dtype=torch.long)
 
     def sample(self) -> list[SymmetricAdjacency]:
-        """One thinned copy of every window: kept entries keep their value, the self-loops are always kept, and
-        the scaling ``D^-1/2`` is that of the edges kept."""
+        """One thinned copy of every window: kept entries keep their value, the self-loops (and ``keep_node``'s
+        edges) are always kept, and the scaling ``D^-1/2`` is that of the edges kept."""
         device = self._values.device
         keep = torch.rand(self._n_pairs, generator=self.generator, device=device) >= self.p
         keep = torch.cat([keep, torch.ones(1, dtype=torch.bool, device=device)])  # index -1: the self-loops

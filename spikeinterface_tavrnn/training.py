@@ -264,7 +264,8 @@ class Trainer:
             for c, chunk in enumerate(chunks):
                 # the first chunk of the first recording keeps the run's seed (a single untruncated fit is unchanged)
                 sub_seed = seed if r == c == 0 else int(np.random.SeedSequence([seed, r, c]).generate_state(1)[0])
-                dropouts.append(EdgeDropout(chunk.adjacency, edge_dropout, sub_seed) if edge_dropout > 0 else None)
+                hub = chunk.n_total - 1 if wired_history_node(cfg) else None  # the wired node is appended last
+                dropouts.append(EdgeDropout(chunk.adjacency, edge_dropout, sub_seed, hub) if edge_dropout > 0 else None)
                 if self.modes[r] != "sampled":
                     samplers.append(None)
                     continue

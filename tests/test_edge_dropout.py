@@ -105,3 +105,24 @@ def test_edge_dropout_survives_save_and_load(tmp_path, planted):
 def test_empty_windows_are_kept_as_they_are():
     graphs = GraphSequence([np.zeros((2, 0), dtype=np.int64)] * 3, num_nodes=6)
     assert np.all(np.isfinite(_fast(epochs=2).fit(graphs).transform(graphs)))
+
+
+def test_the_wired_history_node_keeps_its_edges(planted):
+    dense, adjacency = _random_graph(20, 0.3, False, seed=4)
+    hub = 19
+    dense[hub, :hub] = dense[:hub, hub] = 1.0  # the published history node, wired to every node
+    i, j = np.nonzero(dense)
+    adjacency = normalized_adjacency(torch.from_numpy(np.stack([i, j])), 20)
+    dropout = EdgeDropout([adjacency], p=0.5, seed=0, keep_node=hub)
+    for _ in range(5):
+        matrix = dropout.sample()[0].to_dense().numpy()
+        assert np.all(matrix[hub, :hub] > 0) and np.all(matrix[:hub, hub] > 0)
+        assert (matrix[:hub, :hub] > 0).sum() - hub < (dense[:hub, :hub] > 0).sum()  # other edges are dropped
+    from spikeinterface_tavrnn.training import Trainer
+
+    estimator = _fast(attention=True, attention_mode="published", edge_dropout=0.3)
+    trainer = Trainer(planted, estimator._config(), torch.device("cpu"), 0)
+    for thinned in trainer.dropouts[0][0].sample():  # the model appends the wired node last
+        matrix = thinned.to_dense().numpy()
+        assert matrix.shape == (31, 31) and np.all(matrix[30, :30] > 0) and np.all(matrix[:30, 30] > 0)
+    assert np.all(np.isfinite(estimator.fit(planted).transform(planted)))
