@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .model.graph_conv import SymmetricAdjacency
+from .model.graph_conv import SymmetricAdjacency, gcn_scale
 
 __all__ = ["EdgeDropout"]
 
@@ -43,17 +43,16 @@ class EdgeDropout:
         if not 0.0 <= p < 1.0:
             raise ValueError(f"edge dropout must be in [0, 1), got {p!r}.")
         self.p = float(p)
-        device = adjacency[0].index.device if adjacency else torch.device("cpu")
+        device = adjacency[0].index.device
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(int(np.random.SeedSequence([seed, 0xED6E]).generate_state(1)[0]))
         # all windows' entries in one flat array, so that a step is a few operations whatever the number of windows
         self._indices, values, rows, pairs, self._sizes = [], [], [], [], []
-        self._n_nodes = adjacency[0].num_nodes if adjacency else 0
+        self._n_nodes = n = adjacency[0].num_nodes
         n_pairs = 0
         for t, matrix in enumerate(adjacency):
             index = matrix.index.as_subclass(Tensor)
             row, col = index[0], index[1]
-            n = matrix.num_nodes
             values.append(matrix.values if matrix.values is not None else torch.ones(row.numel(), device=device))
             # one id per undirected pair, shared by (i, j) and (j, i), so both directions are kept or dropped together;
             # self-loops (and the kept node's edges) get id -1 and are always kept
@@ -62,14 +61,12 @@ class EdgeDropout:
             if keep_node is not None:
                 always = always | (row == keep_node) | (col == keep_node)
             pairs.append(torch.where(always, -1, pair + n_pairs))
-            n_pairs += int(pair.max()) + 1 if pair.numel() else 0
+            n_pairs += int(pair.max()) + 1  # every window has its n self-loops
             rows.append(row + t * n)
             self._indices.append(matrix.index)
             self._sizes.append(row.numel())
         self._n_pairs = n_pairs
-        self._values = torch.cat(values) if values else torch.zeros(0)
-        self._rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
-        self._pairs = torch.cat(pairs) if pairs else torch.zeros(0, dtype=torch.long)
+        self._values, self._rows, self._pairs = torch.cat(values), torch.cat(rows), torch.cat(pairs)
 
     def sample(self) -> list[SymmetricAdjacency]:
         """One thinned copy of every window: kept entries keep their value, the self-loops (and ``keep_node``'s
@@ -80,9 +77,7 @@ class EdgeDropout:
         kept = torch.where(keep[self._pairs], self._values, torch.zeros_like(self._values))
         n_windows = len(self._indices)
         degree = torch.zeros(n_windows * self._n_nodes, dtype=kept.dtype, device=kept.device)
-        scale = degree.index_add_(0, self._rows, kept).pow(-0.5)
-        scale.masked_fill_(torch.isinf(scale), 0.0)
-        scale = scale.view(n_windows, self._n_nodes, 1)
+        scale = gcn_scale(degree.index_add_(0, self._rows, kept)).view(n_windows, self._n_nodes, 1)
         return [
             SymmetricAdjacency(index, values, scale[t])
             for t, (index, values) in enumerate(zip(self._indices, kept.split(self._sizes)))

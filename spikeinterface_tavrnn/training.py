@@ -256,6 +256,7 @@ class Trainer:
         length = cfg["bptt_windows"]
         self.chunks, self.samplers, self.dropouts = [], [], []
         edge_dropout = float(cfg["edge_dropout"])
+        wired = wired_history_node(cfg)  # the wired node is appended last; edge dropout never drops its edges
         for r, prepared in enumerate(self.prepared):
             step = int(length) if length is not None else prepared.n_windows
             chunks = [prepared.chunk(a, min(a + step, prepared.n_windows)) for a in range(0, prepared.n_windows, step)]
@@ -264,7 +265,7 @@ class Trainer:
             for c, chunk in enumerate(chunks):
                 # the first chunk of the first recording keeps the run's seed (a single untruncated fit is unchanged)
                 sub_seed = seed if r == c == 0 else int(np.random.SeedSequence([seed, r, c]).generate_state(1)[0])
-                hub = chunk.n_total - 1 if wired_history_node(cfg) else None  # the wired node is appended last
+                hub = chunk.n_total - 1 if wired else None
                 dropouts.append(EdgeDropout(chunk.adjacency, edge_dropout, sub_seed, hub) if edge_dropout > 0 else None)
                 if self.modes[r] != "sampled":
                     samplers.append(None)

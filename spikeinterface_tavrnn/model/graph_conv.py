@@ -21,7 +21,7 @@ from torch_geometric.utils import add_remaining_self_loops
 
 _QUIET: list = []  # non-empty once the first product has run with torch's one-time sparse warnings silenced
 
-__all__ = ["SymmetricAdjacency", "normalized_adjacency", "symmetric_matrix", "PrecomputedGCNConv"]
+__all__ = ["SymmetricAdjacency", "gcn_scale", "normalized_adjacency", "symmetric_matrix", "PrecomputedGCNConv"]
 
 
 @dataclass
@@ -145,10 +145,13 @@ def normalized_adjacency(
     matrix = symmetric_matrix(edge_index, weight, num_nodes)
     degree = torch.zeros(num_nodes, dtype=torch.float32, device=weight.device)
     degree.index_add_(0, matrix.index[0].as_subclass(Tensor), matrix.values)
-    scale = degree.pow(-0.5)
-    scale.masked_fill_(torch.isinf(scale), 0.0)
     values = None if bool((matrix.values == 1).all()) else matrix.values
-    return SymmetricAdjacency(matrix.index, values, scale.unsqueeze(1))
+    return SymmetricAdjacency(matrix.index, values, gcn_scale(degree).unsqueeze(1))
+
+
+def gcn_scale(degree: Tensor) -> Tensor:
+    """The GCN scaling ``D^-1/2`` of the degrees of ``A + I`` (any shape), 0 where a degree is 0."""
+    return degree.pow(-0.5).masked_fill_(degree == 0, 0.0)
 
 
 class PrecomputedGCNConv(nn.Module):
