@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 
     names = args.case or list(CASES)
     results, ok = [], True
+    n_processes = max(1, args.processes)
     header = (
         f"{'case':16s} {'nodes':>6s} {'win':>4s} {'edges/w':>8s} {'epoch s':>8s} {'matmul s':>9s} {'ratio':>6s} "
         f"{'target':>7s} {'vs publ.':>8s} {'peak MB':>8s}  verdict  ratio range"
@@ -377,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             (3 if args.quick else 5) if CASES[name]["n_nodes"] > 1000 else (5 if args.quick else 11)
         )
         runs = []
-        for _ in range(max(1, args.processes)):
+        for _ in range(n_processes):
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", name, "--repeats", str(repeats), "--device", args.device]
                 + (["--threads", str(args.threads)] if args.threads else []),
@@ -388,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:16s} FAILED\n{proc.stderr[-2000:]}")
                 break
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        if len(runs) < max(1, args.processes):
+        if len(runs) < n_processes:
             ok = False
             continue
         r = median_run(runs)
