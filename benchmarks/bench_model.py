@@ -29,9 +29,10 @@ Each case runs in its own Python process (so peak memory, ``ru_maxrss`` of that 
 cases; it includes the interpreter, torch and the data). Epochs and matrix products are interleaved and the medians
 compared, so load from other processes affects both alike. On a shared virtual machine that is not enough: there
 were periods, from seconds to minutes long, in which whole processes ran their epochs ~30 % slower while the matrix
-product kept its speed (docs/performance.md; not explained by address layout, CPU placement or OpenMP's wait
-policy, which were tried). Each case therefore runs in ``--processes`` fresh processes (default 3), one after the
-other; the ratio printed is the median of theirs (the higher middle one for an even count), the range their spread,
+product kept its speed (docs/performance.md; not explained by address layout, CPU placement, OpenMP's wait
+policy, the garbage collector, page faults or context switches, which were tried; ``diagnose_slow_epochs.py`` times
+each epoch next to the product and a fixed probe). Each case therefore runs in ``--processes`` fresh processes
+(default 3), one after the other; the ratio printed is the median of theirs (the higher middle one for an even count), the range their spread,
 and the peak the largest. The last lines name the CPU, the matrix product's GFLOP/s and the load average: the
 ratio depends on the CPU (an epoch is mostly small, memory-bound operations, the yardstick the CPU's peak dense
 throughput). The published-code times are the figures reported for
