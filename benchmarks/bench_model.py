@@ -32,8 +32,8 @@ were periods, from seconds to minutes long, in which whole processes ran their e
 product kept its speed (docs/performance.md; not explained by address layout, CPU placement, OpenMP's wait
 policy, the garbage collector, page faults or context switches, which were tried; ``diagnose_slow_epochs.py`` times
 each epoch next to the product and a fixed probe). Each case therefore runs in ``--processes`` fresh processes
-(default 3), one after the other; the ratio printed is the median of theirs (the higher middle one for an even count), the range their spread,
-and the peak the largest. The last lines name the CPU, the matrix product's GFLOP/s and the load average: the
+(default 3), one after the other; the ratio printed is the median of theirs (the higher middle one for an even
+count), the range their spread, and the peak the largest. The last lines name the CPU, the matrix product's GFLOP/s and the load average: the
 ratio depends on the CPU (an epoch is mostly small, memory-bound operations, the yardstick the CPU's peak dense
 throughput). The published-code times are the figures reported for
 the authors' notebook on a 2-core machine of this kind (not re-measured here).
