@@ -33,10 +33,10 @@ product kept its speed (docs/performance.md; not explained by address layout, CP
 policy, the garbage collector, page faults or context switches, which were tried; ``diagnose_slow_epochs.py`` times
 each epoch next to the product and a fixed probe). Each case therefore runs in ``--processes`` fresh processes
 (default 3), one after the other; the ratio printed is the median of theirs (the higher middle one for an even
-count), the range their spread, and the peak the largest. The last lines name the CPU, the matrix product's GFLOP/s and the load average: the
-ratio depends on the CPU (an epoch is mostly small, memory-bound operations, the yardstick the CPU's peak dense
-throughput). The published-code times are the figures reported for
-the authors' notebook on a 2-core machine of this kind (not re-measured here).
+count), the range their spread, and the peak the largest. The last lines name the CPU, the matrix product's
+GFLOP/s and the load average: the ratio depends on the CPU (an epoch is mostly small, memory-bound operations, the
+yardstick the CPU's peak dense throughput). The published-code times are the figures reported for the authors'
+notebook on a 2-core machine of this kind (not re-measured here).
 
 ``--first-use`` measures what a new user waits for. (1) A fit of the ``dishbrain_2700`` case (20 epochs) twice in
 one fresh process whose numba cache (``NUMBA_CACHE_DIR``) is an empty folder: the first fit pays every one-time cost
