@@ -147,7 +147,8 @@ def _synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _matmul_s(a, b) -> float:
+def matmul_seconds(a, b) -> float:
+    """Seconds of one ``a @ b`` (the yardstick of every ratio), waiting for the device."""
     import torch
 
     _synchronize(a.device)
@@ -171,7 +172,7 @@ def run_case(name: str, repeats: int, device_name: str = "cpu") -> dict:
     cfg = est._config()
     a = torch.randn(2048, 2048, device=device)
     b = torch.randn(2048, 2048, device=device)
-    _matmul_s(a, b)
+    matmul_seconds(a, b)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         start = time.perf_counter()
         trainer = Trainer(graphs, cfg, device, 0)
@@ -186,7 +187,7 @@ def run_case(name: str, repeats: int, device_name: str = "cpu") -> dict:
             trainer.step()
             _synchronize(device)
             epochs.append(time.perf_counter() - start)
-            matmuls.append(_matmul_s(a, b))
+            matmuls.append(matmul_seconds(a, b))
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:
@@ -259,7 +260,7 @@ def compile_case(name: str, part: str, repeats: int, rounds: int = 2) -> dict:
                 start = time.perf_counter()
                 trainer.step()
                 epochs.append(time.perf_counter() - start)
-                matmuls.append(_matmul_s(a, b))
+                matmuls.append(matmul_seconds(a, b))
             ratios[label].append(statistics.median(epochs) / statistics.median(matmuls))
     return {"case": name, "part": part, "first_compiled_epoch_s": first_s, "threads": torch.get_num_threads(), **ratios}
 
