@@ -220,11 +220,8 @@ def prepare_sequence(
             raise ValueError(f"unknown feature kind {feature_kind!r}; expected one of {FEATURE_KINDS}.")
         if wired_history_node:
             x = np.concatenate([x, x.mean(axis=1, keepdims=True)], axis=1)
+        features = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=device)
         n_features = int(x.shape[2])
-        # Kept feature-major, (F, T * N') in memory and seen as (T, N', F): the gradient of the feature projection's
-        # weight, X^T G, then reads X in the orientation the CPU's matrix product runs fastest (docs/performance.md).
-        flat = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32).reshape(-1, n_features)
-        features = flat.t().contiguous().to(device).t().view(x.shape)
     positives = _positive_pairs(with_loops, n_total, device)
     return PreparedSequence(
         n_windows=n_windows,
