@@ -173,7 +173,8 @@ def _dense_sums(left: Tensor, right: Tensor, pattern: dict | None) -> tuple[Tens
     n_windows, n_nodes = left.shape[0], left.shape[1]
     size = _block_size(n_windows, n_nodes)
     blocks = list(left.split(size, dim=1))
-    # the right factor copied to (T, k, N): the backward product of each block then runs in MKL's fast orientation
+    # the right factor copied to (T, k, N): the gradient product of each left block then reads it transposed, which
+    # MKL runs faster for these shapes (docs/performance.md)
     blocks_t = list(right.transpose(1, 2).contiguous().split(size, dim=2))
     grad = left.requires_grad or right.requires_grad
     recompute = torch.is_grad_enabled() and grad and n_windows * n_nodes * n_nodes > 2 * _KEPT_ELEMENTS
