@@ -148,36 +148,35 @@ class VGRNN(nn.Module):
         self,
         adjacency,
         h: list[Tensor],
-        proj_enc: Tensor,
-        proj_gru: Tensor,
+        proj: Tensor,
         eps: Tensor | None,
         w_h: Tensor,
         w_gru_z: Tensor,
     ) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
         """One window of the recurrence up to the GRU's proposal (before attention).
 
-        ``proj_enc`` / ``proj_gru`` are this window's projections of ``A_t phi_x`` into the encoder and the first GRU
-        layer, ``w_h`` the stacked weights that read ``A_t H_{t-1}`` (see :meth:`forward`), ``eps`` the
+        ``proj`` (N', 4 d) is this window's projection of ``A_t phi_x`` into the encoder (with its bias) and the first
+        GRU layer, ``w_h`` the stacked weights that read ``A_t H_{t-1}`` (see :meth:`forward`), ``eps`` the
         reparameterisation noise (None: ``Z_t = mu``). Returns the proposed states (one per layer), mu, sigma and
         ``Z_t``.
         """
         d, k = self.h_dim, self.z_dim
         one_layer = self.n_layers == 1
         ah = adjacency @ h[-1]
-        if one_layer:
-            h_enc, h_gru = (ah @ w_h.t()).split([d, 3 * d], dim=1)
+        if one_layer:  # encoder and GRU gates: (A phi_x) W_x + (A h) W_h in one product over all 4 d columns
+            pre_enc, pre_gru = torch.addmm(proj, ah, w_h.t()).split([d, 3 * d], dim=1)
         else:
-            h_enc, h_gru = ah @ w_h.t(), None
-        enc = F.relu(proj_enc + h_enc + self.encoder.bias)
+            pre_enc, pre_gru = torch.addmm(proj[:, :d], ah, w_h.t()), proj[:, d:]
+        enc = F.relu(pre_enc)
         mu, sigma_raw = self.posterior(enc, adjacency).split(k, dim=1)
         sigma = F.softplus(sigma_raw)
         z = torch.addcmul(mu, sigma, eps) if eps is not None else mu
         phi_z = F.relu(self.phi_z(z))
-        ax = torch.addmm(proj_gru, adjacency @ phi_z, w_gru_z.t())
+        gates = torch.addmm(pre_gru, adjacency @ phi_z, w_gru_z.t())
         if one_layer:
-            h_tilde = self.rnn(None, adjacency, h, gates=ax + h_gru)
+            h_tilde = self.rnn(None, adjacency, h, gates=gates)
         else:
-            h_tilde = self.rnn(None, adjacency, h, ax=ax)  # layer 0 reads its own state, not the last layer's
+            h_tilde = self.rnn(None, adjacency, h, ax=gates)  # layer 0 reads its own state, not the last layer's
         return h_tilde, mu, sigma, z
 
     def _attention_memory(self, steps: int):
@@ -221,9 +220,10 @@ class VGRNN(nn.Module):
         propagated_x = torch.stack([adjacency @ x for adjacency, x in zip(prepared.adjacency, inputs)])
         w_enc_x, w_enc_h = self.encoder.lin.weight.split(d, dim=1)
         w_gru_x, w_gru_z = self.rnn.cells[0].lin_x.weight.split(d, dim=1)
-        proj = propagated_x @ torch.cat([w_enc_x, w_gru_x]).t()  # (T, N', d + 3d)
+        bias = torch.cat([self.encoder.bias, self.encoder.bias.new_zeros(3 * d)])  # the encoder's, added once here
+        proj = torch.addmm(bias, propagated_x.reshape(-1, d), torch.cat([w_enc_x, w_gru_x]).t())  # (T N', d + 3d)
         dtype = proj.dtype
-        proj_enc, proj_gru = (x.unbind(0) for x in proj.split([d, 3 * d], dim=2))
+        proj = proj.view(n_windows, n, 4 * d).unbind(0)
         eps = torch.randn((n_windows, n, k), generator=generator, device=device, dtype=dtype) if sample else None
         # One product for every projection of the propagated previous state A_t H_{t-1}: the encoder's and (one
         # layer) the GRU gates' (the candidate reads r * h instead, so its block is zero).
@@ -242,7 +242,7 @@ class VGRNN(nn.Module):
         for t in range(n_windows):
             h_prev.append(h[-1])
             h_tilde, mu, sigma, z = self._window(
-                prepared.adjacency[t], h, proj_enc[t], proj_gru[t], eps[t] if sample else None, w_h, w_gru_z
+                prepared.adjacency[t], h, proj[t], eps[t] if sample else None, w_h, w_gru_z
             )
             h, w = self._attend(h_tilde, memory)
             mus.append(mu)
